@@ -1,0 +1,550 @@
+"""Layer tars in and out: safe, fast extraction into a layer dir, and diffs of an upper dir.
+
+Extraction walks every parent path with ``openat(O_NOFOLLOW)`` from a directory fd of the
+destination, so no member can write outside it: ``..`` is resolved lexically and may not
+climb above the root, and a symlink met on the way is followed only when its target stays
+inside (relative target, resolved within the destination), never when it is absolute or
+climbs out. Symlinks themselves are data and may point anywhere.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pyjail.errors import InvalidArgument, PyjailError, UnsafePath
+from pyjail.images import tarstream
+from pyjail.images.tarstream import BLK, CHR, DIR, FIFO, LNK, REGULAR, SYM, Member, Source
+
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+OVERLAY_OPAQUE = "trusted.overlay.opaque"
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_MAX_HOPS = 40
+_MAX_CACHED_DIRS = 1024
+
+
+def _umask() -> int:
+    """The process umask, read without the racy set-and-restore of ``os.umask``."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+def normalize(name: str) -> str:
+    """A member name as a path relative to the root ('' is the root itself).
+
+    A leading ``/`` is dropped (as GNU tar does); ``..`` may not climb above the root.
+    """
+    name = name.removeprefix("./")
+    if not name.startswith(("/", ".")) and "/." not in name and "//" not in name:
+        return name.rstrip("/")   # fast path: nothing to resolve
+    parts: list[str] = []
+    for part in name.split("/"):
+        if part == "..":
+            if not parts:
+                raise UnsafePath(f"{name}: path escapes the layer root")
+            parts.pop()
+        elif part and part != ".":
+            parts.append(part)
+    return "/".join(parts)
+
+
+class _Extractor:
+    """One extraction: a cache of directory fds keyed by relative path, plus pending dir times."""
+
+    def __init__(self, dest: Path, for_overlay: bool, allow_devices: bool) -> None:
+        self.for_overlay = for_overlay
+        self.allow_devices = allow_devices
+        self.euid, self.egid = os.geteuid(), os.getegid()
+        self.umask = _umask()
+        self.root = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.dirs: dict[str, int] = {"": self.root}
+        self.setgid_dirs: set[str] = set()
+        self.aliases: set[str] = set()       # cached paths that went through a symlink
+        self.retired: list[int] = []
+        self.dir_times: list[tuple[str, int]] = []
+        # Paths this layer wrote; only needed to apply opaque whiteouts when flattening.
+        self.created: set[str] | None = None if for_overlay else set()
+        self.size = 0
+
+    def close(self) -> None:
+        self._close_retired()
+        for fd in self.dirs.values():
+            os.close(fd)
+        self.dirs.clear()
+
+    def _close_retired(self) -> None:
+        for fd in self.retired:
+            os.close(fd)
+        self.retired.clear()
+
+    # -- safe path resolution --------------------------------------------------------------
+
+    def _forget_dirs(self, rel: str | None = None) -> None:
+        """Drop cached dir fds at or below ``rel`` (all when None) and every fd reached
+        through a symlink, after a directory or symlink was removed or replaced."""
+        below = rel + "/" if rel else ""
+        for key in list(self.dirs):
+            if key and (rel is None or key == rel or key.startswith(below)
+                        or key in self.aliases):
+                # closed before the next member, never under a caller still holding it
+                self.retired.append(self.dirs.pop(key))
+                self.setgid_dirs.discard(key)
+                self.aliases.discard(key)
+
+    def dir_fd(self, rel: str, hops: int = 0) -> int:
+        """An fd of directory ``rel``, created (0755) when missing, never outside the root."""
+        fd = self.dirs.get(rel)
+        if fd is not None:
+            return fd
+        if hops > _MAX_HOPS:
+            raise UnsafePath(f"{rel}: too many levels of symbolic links")
+        parent, _, name = rel.rpartition("/")
+        pfd = self.dir_fd(parent, hops)
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+        except FileNotFoundError:
+            os.mkdir(name, 0o755, dir_fd=pfd)
+            fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+        except OSError as e:
+            if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            if not stat.S_ISLNK(os.stat(name, dir_fd=pfd, follow_symlinks=False).st_mode):
+                raise InvalidArgument(f"{rel}: not a directory") from None
+            target = os.readlink(name, dir_fd=pfd)
+            if target.startswith("/"):
+                raise UnsafePath(f"{rel}: symlink to {target} points outside the layer") from None
+            try:
+                resolved = normalize(f"{parent}/{target}")
+            except UnsafePath:
+                raise UnsafePath(f"{rel}: symlink to {target} points outside the layer") from None
+            fd = os.dup(self.dir_fd(resolved, hops + 1))
+            self.aliases.add(rel)
+        if len(self.dirs) >= _MAX_CACHED_DIRS:
+            self._forget_dirs()
+        self.dirs[rel] = fd
+        if os.fstat(fd).st_mode & stat.S_ISGID:
+            self.setgid_dirs.add(rel)
+        return fd
+
+    def _remove(self, pfd: int, name: str, rel: str) -> None:
+        """Remove whatever is at ``name`` (a tree too): the member replaces it."""
+        try:
+            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            _rmtree_at(pfd, name)
+            self._forget_dirs(rel)
+        else:
+            os.unlink(name, dir_fd=pfd)
+            if stat.S_ISLNK(st.st_mode):
+                self._forget_dirs(rel)
+
+    # -- members ---------------------------------------------------------------------------
+
+    def _owner_and_mode(self, m: Member, parent: str, fd: int | None, pfd: int, name: str,
+                        set_mode: bool, *, symlink: bool = False) -> None:
+        """chown, then chmod (chown clears set-id bits), by fd when there is one.
+
+        Skipped when the creating syscall already got them right (root-owned, umask-only
+        mode): two syscalls fewer per file is most of the gap to GNU tar.
+        """
+        if (m.uid, m.gid) != (self.euid, self.egid) or parent in self.setgid_dirs:
+            if fd is not None:
+                os.fchown(fd, m.uid, m.gid)
+            else:
+                os.chown(name, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+            set_mode = True
+        if set_mode and not symlink:   # chmod on a symlink would follow it
+            if fd is not None:
+                os.fchmod(fd, m.mode)
+            else:
+                os.chmod(name, m.mode, dir_fd=pfd)
+
+    def _xattrs(self, m: Member, fd: int | None, pfd: int, name: str) -> None:
+        for key, value in (m.xattrs or {}).items():
+            if key.startswith(("trusted.overlay.", "user.overlay.")):
+                continue   # would change how overlayfs reads the layer; never taken from a tar
+            try:
+                if fd is not None:
+                    os.setxattr(fd, key, value)
+                else:
+                    os.setxattr(f"/proc/self/fd/{pfd}/{name}", key, value,
+                                follow_symlinks=False)
+            except OSError as e:
+                if e.errno not in (errno.ENOTSUP, errno.EPERM):
+                    raise
+
+    def extract(self, m: Member, src: Source) -> None:
+        if self.retired:
+            self._close_retired()
+        rel = normalize(m.name)
+        parent, _, name = rel.rpartition("/")
+        pfd = self.dirs.get(parent)
+        if pfd is not None and m.type in REGULAR and self.created is None \
+                and not name.startswith(WHITEOUT):
+            self._regular(m, src, parent, pfd, name, rel)   # the hot path, kept short
+            return
+        if not rel:
+            if m.type == DIR:   # the root itself ("./"): take its owner, mode and time
+                self._owner_and_mode(m, "", self.root, self.root, ".", True)
+                self.dir_times.append(("", m.mtime_ns))
+            return
+        if name.startswith(WHITEOUT):
+            self._whiteout(m, parent, name)
+            return
+        pfd = self.dir_fd(parent)
+        if self.created is not None:
+            self._note_created(rel)
+        typ = m.type
+        if typ == DIR:
+            self._directory(m, rel, parent, pfd, name)
+        elif typ == SYM:
+            self._create(lambda: os.symlink(m.linkname, name, dir_fd=pfd), pfd, name, rel)
+            self._owner_and_mode(m, parent, None, pfd, name, False, symlink=True)
+            self._xattrs(m, None, pfd, name)
+            os.utime(name, ns=(m.mtime_ns, m.mtime_ns), dir_fd=pfd, follow_symlinks=False)
+        elif typ == LNK:
+            self._hardlink(m, rel, pfd, name)
+        elif typ in (CHR, BLK, FIFO):
+            self._special(m, parent, pfd, name, rel)
+        else:   # regular, contiguous, or unknown (extracted as a regular file, as GNU tar does)
+            self._regular(m, src, parent, pfd, name, rel)
+
+    def _note_created(self, rel: str) -> None:
+        created = self.created
+        assert created is not None
+        while rel and rel not in created:
+            created.add(rel)
+            rel = rel.rpartition("/")[0]
+
+    def _create(self, make: Any, pfd: int, name: str, rel: str) -> None:
+        try:
+            make()
+        except FileExistsError:
+            self._remove(pfd, name, rel)
+            make()
+
+    def _regular(self, m: Member, src: Source, parent: str, pfd: int, name: str,
+                 rel: str) -> None:
+        mode = m.mode & 0o777
+        try:
+            fd = os.open(name, _FILE_FLAGS, mode, dir_fd=pfd)
+        except FileExistsError:
+            self._remove(pfd, name, rel)
+            fd = os.open(name, _FILE_FLAGS, mode, dir_fd=pfd)
+        try:
+            size = m.size
+            if size:
+                src.write_to(fd, size)
+                self.size += size
+            if m.mode != (mode & ~self.umask) or m.uid != self.euid or m.gid != self.egid \
+                    or parent in self.setgid_dirs:
+                self._owner_and_mode(m, parent, fd, pfd, name, m.mode != (mode & ~self.umask))
+            if m.xattrs:
+                self._xattrs(m, fd, pfd, name)
+            mtime = m.mtime_ns
+            os.utime(fd, ns=(mtime, mtime))
+        finally:
+            os.close(fd)
+
+    def _directory(self, m: Member, rel: str, parent: str, pfd: int, name: str) -> None:
+        mode = m.mode & 0o777
+        try:
+            os.mkdir(name, mode, dir_fd=pfd)
+            fresh = True
+        except FileExistsError:
+            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+            fresh = stat.S_ISDIR(st.st_mode)
+            if not fresh:   # a file or symlink is in the way: the directory replaces it
+                self._remove(pfd, name, rel)
+                os.mkdir(name, mode, dir_fd=pfd)
+                fresh = True
+            else:
+                fresh = False
+        fd = self.dir_fd(rel)
+        self._owner_and_mode(m, parent, fd, pfd, name,
+                             not fresh or m.mode != (mode & ~self.umask))
+        if m.mode & stat.S_ISGID:
+            self.setgid_dirs.add(rel)
+        if m.xattrs:
+            self._xattrs(m, fd, pfd, name)
+        self.dir_times.append((rel, m.mtime_ns))
+
+    def _hardlink(self, m: Member, rel: str, pfd: int, name: str) -> None:
+        target = normalize(m.linkname)
+        if not target:
+            raise UnsafePath(f"{m.name}: hard link to the layer root")
+        if target == rel:
+            return
+        tparent, _, tname = target.rpartition("/")
+        tfd = self.dir_fd(tparent)
+        try:
+            self._create(lambda: os.link(tname, name, src_dir_fd=tfd, dst_dir_fd=pfd,
+                                         follow_symlinks=False), pfd, name, rel)
+        except FileNotFoundError:
+            raise InvalidArgument(f"{m.name}: hard link target {m.linkname} not found") from None
+
+    def _special(self, m: Member, parent: str, pfd: int, name: str, rel: str) -> None:
+        if m.type == FIFO:
+            self._create(lambda: os.mkfifo(name, m.mode & 0o777, dir_fd=pfd), pfd, name, rel)
+        else:
+            whiteout = m.type == CHR and m.devmajor == 0 and m.devminor == 0
+            if not (whiteout or self.allow_devices):
+                raise UnsafePath(f"{m.name}: device nodes are not allowed here")
+            kind = stat.S_IFCHR if m.type == CHR else stat.S_IFBLK
+            dev = os.makedev(m.devmajor, m.devminor)
+            self._create(lambda: os.mknod(name, kind | (m.mode & 0o777), dev, dir_fd=pfd),
+                         pfd, name, rel)
+        self._owner_and_mode(m, parent, None, pfd, name, True)
+        os.utime(name, ns=(m.mtime_ns, m.mtime_ns), dir_fd=pfd, follow_symlinks=False)
+
+    def _whiteout(self, m: Member, parent: str, name: str) -> None:
+        pfd = self.dir_fd(parent)
+        if name == OPAQUE:
+            if self.for_overlay:
+                os.setxattr(pfd, OVERLAY_OPAQUE, b"y")
+            else:
+                self._clear_lower(pfd, parent)
+            return
+        if name.startswith(".wh..wh."):
+            return   # other AUFS metadata (.wh..wh.plnk, ...): nothing to apply
+        victim = name[len(WHITEOUT):]
+        if victim in ("", ".", ".."):
+            raise UnsafePath(f"{m.name}: invalid whiteout")
+        rel = f"{parent}/{victim}" if parent else victim
+        self._remove(pfd, victim, rel)
+        if self.for_overlay:
+            os.mknod(victim, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=pfd)
+            os.chown(victim, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+            os.utime(victim, ns=(m.mtime_ns, m.mtime_ns), dir_fd=pfd, follow_symlinks=False)
+
+    def _clear_lower(self, pfd: int, parent: str) -> None:
+        """Opaque dir when flattening: drop every entry this layer did not write."""
+        assert self.created is not None
+        prefix = f"{parent}/" if parent else ""
+        for entry in os.listdir(pfd):
+            if prefix + entry not in self.created:
+                self._remove(pfd, entry, prefix + entry)
+
+    def finish(self) -> None:
+        """Directory times last: creating their children changed them."""
+        for rel, mtime_ns in self.dir_times:
+            self._close_retired()
+            try:
+                fd = self.dir_fd(rel)
+            except (OSError, PyjailError):
+                continue   # removed or replaced later in the stream
+            os.utime(fd, ns=(mtime_ns, mtime_ns))
+
+
+def _rmtree_at(pfd: int, name: str) -> None:
+    """Remove a tree below a directory fd without following symlinks."""
+    fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+    try:
+        for entry in os.scandir(fd):
+            if entry.is_dir(follow_symlinks=False):
+                _rmtree_at(fd, entry.name)
+            else:
+                os.unlink(entry.name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=pfd)
+
+
+@contextmanager
+def open_source(tar: BinaryIO | str | os.PathLike[str],
+                hasher: Any = None) -> Iterator[tuple[str, Source]]:
+    """The uncompressed tar stream of a path or binary file, and the compression it had."""
+    if isinstance(tar, (str, os.PathLike)):
+        with open(tar, "rb", buffering=0) as f:
+            kind, chunks = tarstream.decompressed_chunks(f)
+            try:
+                yield kind, Source(chunks, hasher)
+            finally:
+                getattr(chunks, "close", lambda: None)()
+    else:
+        kind, chunks = tarstream.decompressed_chunks(tar)
+        try:
+            yield kind, Source(chunks, hasher)
+        finally:
+            getattr(chunks, "close", lambda: None)()
+
+
+def extract_stream(src: Source, dest: Path, *, for_overlay: bool = True,
+                   allow_devices: bool | None = None) -> int:
+    """Extract an already opened stream; returns the bytes of file content written."""
+    if allow_devices is None:
+        allow_devices = os.geteuid() == 0
+    ex = _Extractor(Path(dest), for_overlay, allow_devices)
+    try:
+        for member in tarstream.members(src):
+            try:
+                ex.extract(member, src)
+            except PyjailError:
+                raise
+            except ValueError as e:   # e.g. an embedded NUL reaching an os call
+                raise UnsafePath(f"{member.name!r}: {e}") from None
+            except OSError as e:
+                raise PyjailError(f"cannot extract {member.name}: {e.strerror or e}") from e
+        ex.finish()
+    finally:
+        ex.close()
+    return ex.size
+
+
+def extract_layer(tar: BinaryIO | str | os.PathLike[str], dest: Path | str, *,
+                  for_overlay: bool = True, allow_devices: bool | None = None) -> int:
+    """Unpack a (possibly compressed) layer tar into ``dest``; returns the file bytes written.
+
+    ``for_overlay``: keep OCI whiteouts as overlayfs ones (0/0 char device, opaque xattr) so
+    ``dest`` can serve as a lowerdir; otherwise apply them by deleting from ``dest``.
+    ``allow_devices`` defaults to "running as root".
+    """
+    with open_source(tar) as (_, src):
+        return extract_stream(src, Path(dest), for_overlay=for_overlay,
+                              allow_devices=allow_devices)
+
+
+# -- creating a layer from an overlay upper dir ----------------------------------------------
+
+class _HashingWriter:
+    """A write-only stream that hashes and counts what passes through (tarfile needs tell)."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.hash = hashlib.sha256()
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        self.out.write(data)
+        self.count += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.count
+
+
+def _listxattrs(path: str) -> dict[str, str]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}
+    out: dict[str, str] = {}
+    for key in sorted(names):
+        if key.startswith(("trusted.overlay.", "user.overlay.")):
+            continue
+        try:
+            value = os.getxattr(path, key, follow_symlinks=False)
+        except OSError:
+            continue
+        out["SCHILY.xattr." + key] = value.decode("utf-8", "surrogateescape")
+    return out
+
+
+def _is_opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, OVERLAY_OPAQUE, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def create_layer(upper: Path | str, out: BinaryIO) -> str:
+    """Tar an overlay upper dir as an OCI layer (whiteouts converted); returns its diff_id.
+
+    Entries come parents first, siblings sorted by name, owners numeric, times truncated to
+    seconds (as Docker does), so the same tree always gives the same bytes and diff_id.
+    """
+    upper = os.fspath(upper)
+    w = _HashingWriter(out)
+    links: dict[tuple[int, int], str] = {}
+
+    def header(info: tarfile.TarInfo) -> None:
+        w.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+
+    def walk(dirpath: str, prefix: str) -> None:
+        for name in sorted(os.listdir(dirpath)):
+            path = os.path.join(dirpath, name)
+            arc = prefix + name
+            st = os.lstat(path)
+            mode = st.st_mode
+            info = tarfile.TarInfo(arc)
+            info.mode = stat.S_IMODE(mode)
+            info.uid, info.gid = st.st_uid, st.st_gid
+            info.uname = info.gname = ""
+            info.mtime = int(st.st_mtime)
+            xattrs = _listxattrs(path)
+            if stat.S_ISCHR(mode) and st.st_rdev == 0:   # overlay whiteout
+                info.name = prefix + WHITEOUT + name
+                info.mode = 0o600
+                header(info)
+                continue
+            if stat.S_ISSOCK(mode):
+                continue   # sockets cannot be archived (GNU tar skips them too)
+            info.pax_headers = xattrs
+            if stat.S_ISDIR(mode):
+                info.type = tarfile.DIRTYPE
+                header(info)
+                if _is_opaque(path):
+                    wo = tarfile.TarInfo(arc + "/" + OPAQUE)
+                    wo.mode, wo.uid, wo.gid, wo.mtime = info.mode, info.uid, info.gid, info.mtime
+                    wo.uname = wo.gname = ""
+                    header(wo)
+                walk(path, arc + "/")
+            elif stat.S_ISLNK(mode):
+                info.type = tarfile.SYMTYPE
+                info.linkname = os.readlink(path)
+                header(info)
+            elif stat.S_ISREG(mode):
+                key = (st.st_dev, st.st_ino)
+                if st.st_nlink > 1 and key in links:
+                    info.type = tarfile.LNKTYPE
+                    info.linkname = links[key]
+                    header(info)
+                    continue
+                if st.st_nlink > 1:
+                    links[key] = arc
+                info.size = st.st_size
+                _write_file(w, header, info, path)
+            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+                info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
+                info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+                header(info)
+            elif stat.S_ISFIFO(mode):
+                info.type = tarfile.FIFOTYPE
+                header(info)
+
+    walk(upper, "")
+    w.write(bytes(2 * tarstream.BLOCK))
+    return "sha256:" + w.hash.hexdigest()
+
+
+def _write_file(w: _HashingWriter, header: Any, info: tarfile.TarInfo, path: str) -> None:
+    with open(path, "rb", buffering=0) as f:
+        size = info.size
+        header(info)
+        remaining = size
+        while remaining:
+            chunk = f.read(min(remaining, tarstream.CHUNK))
+            if not chunk:
+                raise PyjailError(f"{path} shrank while it was archived")
+            w.write(chunk)
+            remaining -= len(chunk)
+        if size % tarstream.BLOCK:
+            w.write(bytes(tarstream.BLOCK - size % tarstream.BLOCK))
