@@ -12,7 +12,6 @@ Usage: bench/bench_start.py [N=30]   (as root)
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -66,7 +65,7 @@ def main() -> int:
                 runners[tool] = (lambda c: lambda i: subprocess.run(
                     c + [f"b{i}"], check=True, stdout=subprocess.DEVNULL))(cmd)
         times: dict[str, list[float]] = {k: [] for k in runners}
-        for name, fn in runners.items():  # warm-up
+        for fn in runners.values():  # warm-up
             fn(-1)
         for i in range(n):
             for name, fn in runners.items():

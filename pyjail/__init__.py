@@ -1,7 +1,13 @@
 """pyjail: a container engine for Linux written in Python."""
 
-from .errors import (Conflict, ContainerNotFound, ImageNotFound, InvalidArgument, NotFound,
-                     PyjailError)
+from .errors import (
+                     Conflict,
+                     ContainerNotFound,
+                     ImageNotFound,
+                     InvalidArgument,
+                     NotFound,
+                     PyjailError,
+)
 
 __all__ = ["Conflict", "ContainerNotFound", "ImageNotFound", "InvalidArgument", "NotFound",
            "PyjailError", "__version__"]

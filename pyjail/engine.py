@@ -15,7 +15,8 @@ import threading
 import time
 from pathlib import Path
 
-from . import errors, stats as stats_mod
+from . import errors
+from . import stats as stats_mod
 from .containers.execs import ExecManager
 from .containers.manager import ContainerManager
 from .containers.model import Container

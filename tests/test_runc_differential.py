@@ -7,7 +7,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from test_isolation import PROBE, parse
 
 RUNTIMES = ["runc", "crun"]

@@ -156,8 +156,8 @@ def _validate_restart(h: dict) -> None:
     if not isinstance(count, int) or count < 0:
         raise InvalidArgument("invalid restart policy: maximum retry count cannot be negative")
     if count and name != "on-failure":
-        raise InvalidArgument(f"invalid restart policy: maximum retry count can only be used "
-                              f"with 'on-failure'")
+        raise InvalidArgument("invalid restart policy: maximum retry count can only be used "
+                              "with 'on-failure'")
     if h.get("AutoRemove") and name not in ("", "no"):
         raise InvalidArgument("conflicting options: cannot specify both --restart and --rm")
     h["RestartPolicy"] = {"Name": name, "MaximumRetryCount": count}

@@ -605,15 +605,20 @@ class ImageStore:
         with self._locked():
             chain = chain_ids(diff_ids)
             descriptors = [self._layer_meta(c)["blob"] for c in chain]
-            for tar in layer_tars:
-                desc, diff_id, chain_id = self._add_layer(tar, chain[-1] if chain else None)
-                descriptors.append(desc)
-                diff_ids.append(diff_id)
-                chain.append(chain_id)
-            config["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
-            config.setdefault("architecture", goarch())
-            config.setdefault("os", "linux")
-            image_id = self._register(canonical_json(config), descriptors)
+            try:
+                for tar in layer_tars:
+                    desc, diff_id, chain_id = self._add_layer(tar, chain[-1] if chain else None)
+                    descriptors.append(desc)
+                    diff_ids.append(diff_id)
+                    chain.append(chain_id)
+                config["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
+                config.setdefault("architecture", goarch())
+                config.setdefault("os", "linux")
+                image_id = self._register(canonical_json(config), descriptors)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.gc()   # blobs and layers of this half-made image: no one uses them
+                raise
             if new_ref is not None:
                 self._set_tag(image_id, new_ref)
             return self._image(image_id, self._load_refs())

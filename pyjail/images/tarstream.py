@@ -27,6 +27,7 @@ CHUNK = 1 << 20          # raw read size
 OUT_LIMIT = 4 << 20      # most decompressed bytes produced per input chunk (bounds memory)
 BLOCK = 512
 ZERO_BLOCK = bytes(BLOCK)
+MAX_META = 1 << 20       # largest PAX / GNU long-name header accepted
 
 REG, AREG, LNK, SYM, CHR, BLK, DIR, FIFO, CONT = b"0", b"\0", b"1", b"2", b"3", b"4", b"5", b"6", b"7"
 REGULAR = (REG, AREG, CONT)
@@ -427,6 +428,8 @@ def members(src: Source) -> Iterator[Member]:
             raise InvalidArgument("negative size in tar header")
         padded = (size + BLOCK - 1) & ~(BLOCK - 1)
         if typ in _META_TYPES:
+            if size > MAX_META:   # read into memory: bounded, as Go's archive/tar does
+                raise InvalidArgument(f"tar extended header of {size} bytes is too large")
             data = read(padded)
             if len(data) < padded:
                 raise InvalidArgument("unexpected end of tar archive")

@@ -65,7 +65,7 @@ class Runtime(ABC):
         if raw:
             raise_child_error(raw)
 
-    def after_exit(self, container_id: str, bundle: str) -> None:
+    def after_exit(self, container_id: str, bundle: str) -> None:  # noqa: B027 - optional hook
         """Release what the runtime holds for a container once its PID 1 is gone."""
 
     def pause(self, container_id: str) -> None:

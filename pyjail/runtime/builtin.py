@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 
-from . import process, syscalls as sc
+from . import process
+from . import syscalls as sc
 from .base import Runtime, Spawned
 from .cgroups import manager_for
 from .mounts import host_cgroup_hierarchies

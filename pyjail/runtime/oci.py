@@ -15,7 +15,8 @@ import shutil
 import subprocess
 
 from .. import errors
-from . import process, syscalls as sc
+from . import process
+from . import syscalls as sc
 from .base import Runtime, Spawned
 from .users import resolve_user
 

@@ -12,7 +12,10 @@ import os
 import resource
 import stat
 
-from . import capabilities, mounts, syscalls as sc
+from . import capabilities, mounts
+from . import syscalls as sc
+from .defaults import DEFAULT_PATH
+from .seccomp import load_filter
 from .users import resolve_user
 
 ANNOTATION_LOWER = "org.pyjail.overlay.lower"
@@ -199,8 +202,7 @@ def finish_and_exec(spec: dict, errfd: int, seccomp_bpf: bytes | None, env: dict
     args = process.get("args") or []
     if not args:
         raise ChildError("InvalidArgument", "no command specified")
-    exe = find_executable(args[0], env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"))
-    from .seccomp import load_filter
+    exe = find_executable(args[0], env.get("PATH", DEFAULT_PATH))
     caps = process.get("capabilities") or {}
     no_new_privs = process.get("noNewPrivileges", True)
     if seccomp_bpf and not no_new_privs:
