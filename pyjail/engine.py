@@ -149,9 +149,13 @@ class Engine:
                 pass
         self.close()
         try:
+            pid = self.supervisor.request("ping")["pid"]
             self.supervisor.request("shutdown", force=True)
         except errors.PyjailError:
-            pass
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+            time.sleep(0.01)
 
     # -- convenience ------------------------------------------------------------------------
     def run(self, image: str, cmd: list[str] | None = None, *, name: str | None = None,

@@ -26,6 +26,14 @@ def _leftovers() -> list[str]:
         for line in f:
             if "pyjail-test" in line:
                 found.append("mount: " + line.split()[4])
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if b"pyjail.supervisor" in cmdline and b"pyjail-test" in cmdline:
+                found.append(f"process {proc.name}: {cmdline.decode(errors='replace')}")
     for base in Path("/sys/fs/cgroup").iterdir():
         pj = base / "pyjail"
         if pj.is_dir():

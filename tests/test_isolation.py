@@ -139,3 +139,20 @@ def demux(data: bytes) -> dict[int, bytes]:
         out[stream] = out.get(stream, b"") + data[8:8 + size]
         data = data[8 + size:]
     return out
+
+
+def test_time_namespace_offsets_shift_boottime(engine):
+    day = 86400
+    result = engine.run("busybox", ["cut", "-d.", "-f1", "/proc/uptime"],
+                        HostConfig={"TimeOffsets": {"boottime": 10 * day}}, timeout=30)
+    with open("/proc/uptime") as f:
+        host_uptime = float(f.read().split()[0])
+    assert result["StatusCode"] == 0
+    assert int(result["stdout"]) >= host_uptime + 10 * day - 5
+
+
+def test_no_host_file_descriptor_leaks_into_the_container(engine):
+    # The shell's own fds are 0-2; anything else would be a host fd that leaked in.
+    result = engine.run("busybox", ["sh", "-c", "for f in /proc/$$/fd/*; do echo ${f##*/}; done"],
+                        timeout=30)
+    assert sorted(result["stdout"].split()) == [b"0", b"1", b"2"]

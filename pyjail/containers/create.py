@@ -100,6 +100,13 @@ def normalize(body: dict) -> tuple[dict, dict]:
     for bind in hostconfig.get("Binds") or []:
         parse_bind(bind)
     _expect(hostconfig.get("Tmpfs"), dict, "HostConfig.Tmpfs")
+    offsets = hostconfig.get("TimeOffsets")
+    _expect(offsets, dict, "HostConfig.TimeOffsets")
+    for clock, secs in (offsets or {}).items():
+        if clock not in ("monotonic", "boottime") or not isinstance(secs, int) \
+                or isinstance(secs, bool):
+            raise InvalidArgument("HostConfig.TimeOffsets takes integer seconds for "
+                                  "'monotonic' and 'boottime'")
     _expect(hostconfig.get("Ulimits"), list, "HostConfig.Ulimits")
     mode = hostconfig.get("NetworkMode") or "none"
     if mode == "default":

@@ -149,6 +149,11 @@ def build_spec(*, container_id: str, config: dict, host: dict, image_config: dic
         path = (namespace_paths or {}).get(ns["type"])
         if path:
             ns["path"] = path
+    time_offsets = host.get("TimeOffsets")
+    if time_offsets:
+        # pyjail extension: a time namespace with clock offsets in seconds, e.g.
+        # {"boottime": 86400, "monotonic": 3600} (Docker has no equivalent).
+        namespaces.append({"type": "time"})
     if host.get("PidMode") == "host":
         namespaces = [n for n in namespaces if n["type"] != "pid"]
     if host.get("IpcMode") == "host":
@@ -171,6 +176,9 @@ def build_spec(*, container_id: str, config: dict, host: dict, image_config: dic
                                                     or defaults.READONLY_PATHS),
         "sysctl": dict(host.get("Sysctls") or {}),
     }
+    if time_offsets:
+        linux["timeOffsets"] = {clock: {"secs": int(secs), "nanosecs": 0}
+                                for clock, secs in time_offsets.items()}
     if not seccomp_unconfined:
         linux["seccomp"] = profile_to_oci(DEFAULT_PROFILE, caps)
     return {
