@@ -38,12 +38,28 @@ def run_dir_for(data_root: str) -> str:
     return f"/run/pyjail/sup-{digest}"
 
 
+def _lock_data_root(root: Path) -> int:
+    """One daemon per data root: two would both apply restart policies and health checks."""
+    import fcntl
+    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise errors.Conflict(f"another pyjail daemon is using the data root {root}") from None
+    return fd
+
+
 class Engine:
     def __init__(self, data_root: str | os.PathLike[str] = DEFAULT_DATA_ROOT, *,
                  runtime: str = "builtin", start_supervisor: bool = True,
-                 autoheal_all: bool = False) -> None:
+                 autoheal_all: bool = False, restart_policies: bool = True,
+                 exclusive: bool = False) -> None:
         self.data_root = Path(data_root)
         self.data_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        self._lock_fd = None
+        if exclusive:
+            self._lock_fd = _lock_data_root(self.data_root)
         self.events = EventBus()
         self.images = ImageStore(self.data_root / "images")
         self.volumes = VolumeStore(self.data_root / "volumes")
@@ -71,6 +87,8 @@ class Engine:
         for c in self.containers.all():
             if c.running:
                 self.health.container_started(c, resume=True)
+        if restart_policies:
+            self.containers.restart_after_daemon_start()
 
     # -- events -----------------------------------------------------------------------------
     def _emit(self, kind: str, action: str, obj: object, **extra: str) -> None:
@@ -128,6 +146,9 @@ class Engine:
         self._closed = True
         if hasattr(self, "health"):
             self.health.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
         if self._events_sock is not None:
             try:
                 self._events_sock.shutdown(2)

@@ -341,6 +341,21 @@ class ContainerManager:
             timer.daemon = True
             timer.start()
 
+    def restart_after_daemon_start(self) -> None:
+        """Apply restart policies to containers that ended while no daemon was watching
+        (Docker restarts ``always``, ``unless-stopped`` and failed ``on-failure`` ones)."""
+        for c in self.all():
+            if c.running or c.state["Restarting"] or c.state["StartedAt"] == ZERO_TIME:
+                continue
+            if self._restart_delay(c) is None:
+                continue
+            with c.lock:
+                try:
+                    self._start_locked(c)
+                except errors.PyjailError:
+                    continue
+            self.emit("container", "restart", c)
+
     def _auto_remove(self, c: Container) -> None:
         try:
             self.remove(c.id, force=True, volumes=True)

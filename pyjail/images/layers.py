@@ -196,7 +196,7 @@ class _Extractor:
         rel = normalize(m.name)
         parent, _, name = rel.rpartition("/")
         pfd = self.dirs.get(parent)
-        if pfd is not None and m.type in REGULAR and self.created is None \
+        if pfd is not None and name and m.type in REGULAR and self.created is None \
                 and not name.startswith(WHITEOUT):
             self._regular(m, src, parent, pfd, name, rel)   # the hot path, kept short
             return
@@ -392,39 +392,8 @@ def extract_stream(src: Source, dest: Path, *, for_overlay: bool = True,
     if allow_devices is None:
         allow_devices = os.geteuid() == 0
     ex = _Extractor(Path(dest), for_overlay, allow_devices)
-    dirs, umask, owner = ex.dirs, ex.umask, (ex.euid, ex.egid)
-    fast_ok = for_overlay   # flattening must record every created path
-    write_to = src.write_to
-    open_, utime, close = os.open, os.utime, os.close
     try:
         for member in tarstream.members(src):
-            # The common case inline (a plain root-owned file in a known dir, no xattrs):
-            # per-member Python overhead is most of what separates us from GNU tar.
-            name = member.name
-            if (fast_ok and member.type in REGULAR and not member.xattrs
-                    and not ex.retired and (member.uid, member.gid) == owner):
-                rel = normalize(name)
-                parent, _, base = rel.rpartition("/")
-                pfd = dirs.get(parent)
-                mode = member.mode
-                if (pfd is not None and base and mode == mode & 0o777 & ~umask
-                        and not base.startswith(WHITEOUT) and parent not in ex.setgid_dirs):
-                    try:
-                        fd = open_(base, _FILE_FLAGS, mode, dir_fd=pfd)
-                    except FileExistsError:
-                        pass   # replacing something: the general path handles it
-                    except OSError as e:
-                        raise PyjailError(f"cannot extract {name}: {e.strerror or e}") from e
-                    else:
-                        try:
-                            size = member.size
-                            if size:
-                                write_to(fd, size)
-                                ex.size += size
-                            utime(fd, ns=(member.mtime_ns, member.mtime_ns))
-                        finally:
-                            close(fd)
-                        continue
             try:
                 ex.extract(member, src)
             except PyjailError:
