@@ -254,6 +254,13 @@ def test_truncated_archive(box: Path) -> None:
         extract_bytes(raw[:1500], box / "dest")
 
 
+def test_corrupt_compressed_data(box: Path) -> None:
+    packed = bytearray(gzip.compress(make_tar(entry("f", data=os.urandom(5000)))))
+    packed[len(packed) // 2] ^= 0xFF
+    with pytest.raises(InvalidArgument):
+        extract_bytes(bytes(packed), box / "dest")
+
+
 def test_corrupt_header(box: Path) -> None:
     bad = bytearray(make_tar(entry("f", data=b"y")))
     bad[0] ^= 0x01   # breaks the header checksum
@@ -381,3 +388,59 @@ def test_create_layer_round_trip(tmp_path: Path) -> None:
     extract_layer(io.BytesIO(data), flat, for_overlay=False)
     assert not (flat / "deleted").exists()
     assert sorted(os.listdir(flat / "opaque")) == ["only"]
+
+
+# -- differential: same result as GNU tar ---------------------------------------------------
+
+def random_tree(root: Path, seed: int) -> None:
+    import random
+    rng = random.Random(seed)
+    dirs = [root]
+    for i in range(60):
+        parent = rng.choice(dirs)
+        if rng.random() < 0.25:
+            d = parent / (f"dir{i}" if rng.random() < 0.8 else "x" * rng.randint(90, 160))
+            d.mkdir()
+            dirs.append(d)
+            continue
+        f = parent / (f"file{i}" if rng.random() < 0.9 else "n" * rng.randint(100, 200))
+        size = rng.choice([0, 1, 511, 512, 513, rng.randint(0, 9000), (1 << 20) + 7])
+        f.write_bytes(rng.randbytes(size))
+        os.chmod(f, rng.choice([0o644, 0o600, 0o755, 0o4755, 0o2711, 0o1777]))
+        os.chown(f, rng.choice([0, 1, 1000, 65534]), rng.choice([0, 5, 1000]))
+        if rng.random() < 0.15:
+            os.link(f, parent / f"hard{i}")
+        if rng.random() < 0.15:
+            os.symlink(os.path.relpath(f, parent), parent / f"sym{i}")
+    for p in sorted(root.rglob("*"), reverse=True):
+        os.utime(p, (1_500_000_000 + rng.randint(0, 10**8),) * 2, follow_symlinks=False)
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        st = os.lstat(p)
+        content = ""
+        if stat.S_ISREG(st.st_mode):
+            content = hashlib.sha256(p.read_bytes()).hexdigest()
+        elif stat.S_ISLNK(st.st_mode):
+            content = os.readlink(p)
+        out[str(p.relative_to(root))] = (st.st_mode, st.st_uid, st.st_gid, st.st_size,
+                                         int(st.st_mtime), st.st_nlink, content)
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["gnu", "posix"])
+def test_same_tree_as_gnu_tar(tmp_path: Path, fmt: str) -> None:
+    src, theirs, ours = tmp_path / "src", tmp_path / "theirs", tmp_path / "ours"
+    for d in (src, theirs, ours):
+        d.mkdir()
+    random_tree(src, seed=7 if fmt == "gnu" else 8)
+    tarball = tmp_path / "t.tar"
+    subprocess.run(["tar", f"--format={fmt}", "-C", str(src), "-cf", str(tarball), "."],
+                   check=True)
+    subprocess.run(["tar", "--numeric-owner", "-C", str(theirs), "-xf", str(tarball)],
+                   check=True)
+    extract_layer(tarball, ours)
+    assert snapshot(ours) == snapshot(theirs)
+    assert snapshot(ours) == snapshot(src)

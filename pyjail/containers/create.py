@@ -109,10 +109,12 @@ def normalize(body: dict) -> tuple[dict, dict]:
                                   "'monotonic' and 'boottime'")
     _expect(hostconfig.get("Ulimits"), list, "HostConfig.Ulimits")
     mode = hostconfig.get("NetworkMode") or "none"
+    # pyjail.network: "default" is Docker's default bridge; other names are checked
+    # against the networks by NetworkManager.container_created.
     if mode == "default":
-        mode = "none"
+        mode = "bridge"
     hostconfig["NetworkMode"] = mode
-    if not (mode in ("none", "host") or mode.startswith("container:")):
+    if not isinstance(mode, str) or mode == "container:":
         raise InvalidArgument(f"network {mode} not found")
     return config, hostconfig
 

@@ -274,7 +274,7 @@ class ImageStore:
         names = [refs_mod.parse(r, default_tag=False) for r, i in refs.items() if i == image_id]
         return Image(
             id=image_id,
-            config=rec.config,
+            config=copy.deepcopy(rec.config),   # callers may edit theirs; the cache stays
             references=sorted(n.familiar() for n in names if not n.digest),
             created=rec.config.get("created", ""),
             size=sum(rec.layer_sizes),

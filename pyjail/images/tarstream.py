@@ -29,7 +29,8 @@ BLOCK = 512
 ZERO_BLOCK = bytes(BLOCK)
 MAX_META = 1 << 20       # largest PAX / GNU long-name header accepted
 
-REG, AREG, LNK, SYM, CHR, BLK, DIR, FIFO, CONT = b"0", b"\0", b"1", b"2", b"3", b"4", b"5", b"6", b"7"
+REG, AREG, LNK, SYM, CHR, BLK, DIR, FIFO, CONT = (
+    b"0", b"\0", b"1", b"2", b"3", b"4", b"5", b"6", b"7")
 REGULAR = (REG, AREG, CONT)
 _META_TYPES = frozenset((b"x", b"g", b"L", b"K"))
 _UNSUPPORTED = frozenset((b"S", b"M", b"N"))
@@ -105,7 +106,10 @@ def _multi_stream(raw_read: Callable[[int], bytes], first: bytes, new: Callable[
                     if not d.eof:
                         raise InvalidArgument("unexpected end of compressed layer data")
                     break
-            out = d.decompress(data, OUT_LIMIT)
+            try:
+                out = d.decompress(data, OUT_LIMIT)
+            except (zlib.error, lzma.LZMAError, OSError, EOFError) as e:
+                raise InvalidArgument(f"corrupt compressed layer data: {e}") from None
             data = d.unconsumed_tail if is_zlib else b""
             if out:
                 yield out
