@@ -23,6 +23,7 @@ from .containers.model import Container
 from .events import EventBus
 from .fsutil import read_json
 from .images import ImageStore
+from .network import NetworkManager
 from .supervisor.client import SupervisorClient
 from .supervisor.logfile import parse_rfc3339_nano
 from .volumes import VolumeStore
@@ -54,8 +55,11 @@ class Engine:
     def __init__(self, data_root: str | os.PathLike[str] = DEFAULT_DATA_ROOT, *,
                  runtime: str = "builtin", start_supervisor: bool = True,
                  autoheal_all: bool = False, restart_policies: bool = True,
-                 exclusive: bool = False) -> None:
+                 exclusive: bool = False, insecure_registries: list[str] | None = None) -> None:
         self.data_root = Path(data_root)
+        # pyjail.images.registry: plain-HTTP registries beyond loopback; CAs in certs.d
+        self.insecure_registries = list(insecure_registries or [])
+        self.registry_certs_dirs = [self.data_root / "certs.d", Path("/etc/pyjail/certs.d")]
         self.data_root.mkdir(parents=True, exist_ok=True, mode=0o711)
         self._lock_fd = None
         if exclusive:
@@ -71,6 +75,9 @@ class Engine:
                                            self.volumes, self.supervisor, self._emit,
                                            default_runtime=runtime)
         self.execs = ExecManager(self.containers)
+        self.networks = NetworkManager(self.data_root, self.events.publish)  # pyjail.network
+        self.networks.bind(self.containers)
+        self.containers.networks = self.networks
         self._closed = False
         self._events_sock = None
         self._subscribed = threading.Event()
@@ -80,6 +87,7 @@ class Engine:
         self._subscribed.wait(10)
         with self.containers.lock:
             self.containers.load()
+        self.networks.reconcile(self.containers.all())  # pyjail.network: after a restart
         self._stats_prev: dict[str, dict] = {}
         from .health import HealthMonitor
         self.health = HealthMonitor(self, autoheal_all=autoheal_all)
@@ -89,6 +97,27 @@ class Engine:
                 self.health.container_started(c, resume=True)
         if restart_policies:
             self.containers.restart_after_daemon_start()
+
+    # -- registries (pyjail.images.registry) ------------------------------------------------
+    def pull_image(self, reference: str, *, credentials=None, platform: str | None = None,
+                   progress=None):
+        """``docker pull``: verified download, then one store registration."""
+        from .images.registry import pull
+        image = pull(self.images, reference, credentials=credentials, platform=platform,
+                     insecure_registries=self.insecure_registries,
+                     certs_dirs=self.registry_certs_dirs, progress=progress or (lambda m: None))
+        self._emit("image", "pull", reference)
+        return image
+
+    def push_image(self, reference: str, *, credentials=None, all_tags: bool = False,
+                   progress=None) -> list[str]:
+        """``docker push``: returns the manifest digests pushed."""
+        from .images.registry import push
+        digests = push(self.images, reference, credentials=credentials, all_tags=all_tags,
+                       insecure_registries=self.insecure_registries,
+                       certs_dirs=self.registry_certs_dirs, progress=progress or (lambda m: None))
+        self._emit("image", "push", reference)
+        return digests
 
     # -- events -----------------------------------------------------------------------------
     def _emit(self, kind: str, action: str, obj: object, **extra: str) -> None:
@@ -146,6 +175,8 @@ class Engine:
         self._closed = True
         if hasattr(self, "health"):
             self.health.close()
+        if hasattr(self, "networks"):  # pyjail.network: DNS thread, port reservations
+            self.networks.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -168,6 +199,7 @@ class Engine:
                 self.containers.wait(c.id, timeout=10)
             except (errors.PyjailError, TimeoutError):
                 pass
+        self.networks.shutdown()  # pyjail.network: bridges, nft table, netns of this root
         self.close()
         try:
             pid = self.supervisor.request("ping")["pid"]
@@ -254,19 +286,8 @@ class Engine:
         out["Hostname"] = cfg.get("Hostname") or c.id[:12]
         return out
 
-    @staticmethod
-    def _network_settings(c: Container) -> dict:
-        mode = c.host.get("NetworkMode") or "none"
-        return {"Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
-                "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "",
-                "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
-                "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-                "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-                "Networks": {mode: {"IPAMConfig": None, "Links": None, "Aliases": None,
-                                    "NetworkID": "", "EndpointID": "", "Gateway": "",
-                                    "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-                                    "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-                                    "MacAddress": "", "DriverOpts": None}}}
+    def _network_settings(self, c: Container) -> dict:
+        return self.networks.settings(c)  # pyjail.network
 
     def list_containers(self, all: bool = False, filters: dict | None = None,
                         limit: int = -1, size: bool = False) -> list[dict]:
@@ -280,7 +301,9 @@ class Engine:
                 continue
             if not all and not c.running and not (filters and "status" in filters):
                 continue
-            out.append(list_entry(self, c, size))
+            entry = list_entry(self, c, size)
+            entry["Ports"] = self.networks.port_list(c)  # pyjail.network
+            out.append(entry)
             if 0 < limit <= len(out):
                 break
         return out

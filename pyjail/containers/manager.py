@@ -63,6 +63,7 @@ class ContainerManager:
         self.exec_manager = None  # set by the engine
         self.on_exit_hooks: list[Callable[[Container, dict], None]] = []
         self.on_start_hooks: list[Callable[[Container], None]] = []
+        self.networks = None  # pyjail.network.NetworkManager, set by the engine
 
     # -- lookup -----------------------------------------------------------------------------
     def get(self, ref: str) -> Container:
@@ -169,6 +170,8 @@ class ContainerManager:
             args = command_line(config, image_config)
             if args:
                 record["Path"], record["Args"] = args[0], args[1:]
+            if self.networks is not None:  # pyjail.network: validate, keep endpoint configs
+                self.networks.container_created(record, body)
             record["Mounts"] = self._prepare_mounts(cid, config, host, image_config)
             self._write_etc_files(directory, cid, config, host)
             container = Container(directory, record)
@@ -275,6 +278,8 @@ class ContainerManager:
 
     def _start_locked(self, c: Container) -> None:
         spec = self._spec_for(c)
+        if self.networks is not None:  # pyjail.network: netns, veth, IP, ports (undone below)
+            self.networks.prepare_start(c, spec)
         runtime = c.host.get("Runtime") or self.default_runtime
         if runtime == "pyjail":
             runtime = "builtin"
@@ -285,6 +290,8 @@ class ContainerManager:
                 open_stdin=bool(c.config.get("OpenStdin")),
                 stdin_once=bool(c.config.get("StdinOnce")), runtime=runtime)
         except errors.PyjailError as exc:
+            if self.networks is not None:  # pyjail.network
+                self.networks.container_stopped(c)
             code = getattr(exc, "exit_code", 128)
             c.state.update(Status="exited" if c.state["StartedAt"] != ZERO_TIME else "created",
                            ExitCode=code, Error=str(exc), Running=False, Restarting=False)
@@ -312,6 +319,8 @@ class ContainerManager:
             if event.get("start_id") != c.state.get("start_id"):
                 return
             self._apply_exit(c, event)
+            if self.networks is not None:  # pyjail.network: free it before waiters wake
+                self.networks.container_stopped(c)
             c.save_state()
             c.exit_seq += 1
             c.changed.notify_all()
@@ -553,6 +562,8 @@ class ContainerManager:
                     self.volumes.remove(m["Name"], in_use_by=self.volume_users(m["Name"]))
                 except errors.PyjailError:
                     pass
+        if self.networks is not None:  # pyjail.network
+            self.networks.container_removed(c)
         shutil.rmtree(c.dir, ignore_errors=True)
         try:
             manager_for(f"/pyjail/{c.id}").destroy()

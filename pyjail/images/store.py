@@ -654,6 +654,72 @@ class ImageStore:
         }
         return self.create_image([tar], full, reference)
 
+    # -- registries (pyjail.images.registry) -----------------------------------------------
+
+    def has_image(self, image_id: str) -> bool:
+        return self._db_path(image_id).is_file()
+
+    def add_distribution_image(self, config_bytes: bytes, manifest_bytes: bytes,
+                               layer_files: list[str | os.PathLike[str]],
+                               references: list[refs_mod.Reference]) -> Image:
+        """Register a pulled image from verified files: the config and manifest are kept
+        byte for byte (so the id is the registry's config digest and the manifest digest its
+        RepoDigest); each layer's diff_id must match the config's, or nothing is kept."""
+        config = json_loads_object(config_bytes)
+        expected = list((config.get("rootfs") or {}).get("diff_ids") or [])
+        if len(expected) != len(layer_files):
+            raise InvalidArgument(f"image config lists {len(expected)} layers, the manifest "
+                                  f"{len(layer_files)}")
+        with self._locked():
+            try:
+                parent: str | None = None
+                for path, want in zip(layer_files, expected, strict=True):
+                    _, diff_id, parent = self._add_layer(path, parent)
+                    if diff_id != want:
+                        raise InvalidArgument(f"layer diff_id {diff_id} does not match the image "
+                                              f"config ({want})")
+                image_id = self.blobs.put(config_bytes)
+                manifest_digest = self.blobs.put(manifest_bytes)
+                if not self._db_path(image_id).is_file():
+                    atomic_write_json(self._db_path(image_id),
+                                      {"manifest": manifest_digest, "last_tag_time": None})
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.gc()
+                raise
+            self.add_references(image_id, references)
+            return self._image(image_id, self._load_refs())
+
+    def add_references(self, image_id: str, references: list[refs_mod.Reference]) -> None:
+        """Point tags and ``name@digest`` RepoDigests at an image (pull and push record both)."""
+        with self._locked():
+            refs = self._load_refs()
+            if not references or all(refs.get(str(r)) == image_id for r in references):
+                return
+            for r in references:
+                refs[str(r)] = image_id
+            self._save_refs(refs)
+            if any(not r.digest for r in references):
+                db = read_json(self._db_path(image_id))
+                db["last_tag_time"] = now_rfc3339()
+                atomic_write_json(self._db_path(image_id), db)
+
+    def layer_descriptors(self, image: Image) -> list[dict[str, Any]]:
+        """The stored blob of each layer, bottom first: {mediaType, digest, size}."""
+        return [dict(self._layer_meta(c)["blob"]) for c in image.chain_ids]
+
+    def layer_sizes(self, image: Image) -> list[int]:
+        """Unpacked size of each layer, bottom first (pyjail.images.listing: df, prune)."""
+        return list(self._record(image.id).layer_sizes)
+
+    def config_bytes(self, image_id: str) -> bytes:
+        """The image config exactly as stored (its sha256 is the id): for save."""
+        return self.blobs.get(image_id)
+
+    def manifest_bytes(self, image: Image) -> bytes:
+        """The stored manifest blob (its digest is ``manifest_digest``): for save."""
+        return self.blobs.get(image.manifest_digest)
+
     # -- Docker API views ------------------------------------------------------------------
 
     def inspect(self, image: Image) -> dict[str, Any]:
@@ -726,3 +792,15 @@ class _Tee:
         if data and self.writer is not None:
             self.writer.write(data)
         return data
+
+
+def json_loads_object(data: bytes) -> dict[str, Any]:
+    """A JSON object from bytes, or InvalidArgument (a registry's config must be one)."""
+    import json
+    try:
+        value = json.loads(data)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid image config: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidArgument("invalid image config: not a JSON object")
+    return value

@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import os
 import secrets
+import socket
 from typing import Any
 
 from .ipam import CLAIMS_DIR
@@ -87,10 +88,11 @@ def delete_link(ipr: Any, name: str) -> None:
 def configure_inside(ns: Any, ifname: str, address: str, prefixlen: int,
                      gateway: str | None, loopback: bool) -> None:
     """Inside the container's netns: lo up, the interface up with its address, the route."""
+    # if_nametoindex asks (by ioctl) the namespace of the calling thread: the one ``ns``
+    # belongs to, and far cheaper than a netlink dump.
     if loopback:
-        lo = ns.link_lookup(ifname="lo")[0]
-        ns.link("set", index=lo, state="up")
-    index = ns.link_lookup(ifname=ifname)[0]
+        ns.link("set", index=socket.if_nametoindex("lo"), state="up")
+    index = socket.if_nametoindex(ifname)
     broadcast = str(ipaddress.IPv4Network(f"{address}/{prefixlen}", strict=False)
                     .broadcast_address)
     ns.addr("add", index=index, address=address, prefixlen=prefixlen, broadcast=broadcast)

@@ -25,6 +25,7 @@ import logging
 import os
 import secrets
 import shutil
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -71,6 +72,7 @@ class NetworkManager:
         self._nft: nat.Nft | None = None
         self._dns: DnsServer | None = None
         self._active: set[str] = set()      # networks whose bridge and chains are up
+        self._ported: set[str] = set()      # containers whose DNAT elements are in the table
         self._table_ready = False
         self._closed = False
         with self._lock:
@@ -79,24 +81,36 @@ class NetworkManager:
     def bind(self, containers: Any) -> None:
         self.containers = containers
 
+    def prewarm(self) -> None:
+        """Import pyroute2 and start the netlink worker in the background (~0.3 s).
+
+        A daemon calls this at start-up so its first bridge container does not pay it.
+        """
+        threading.Thread(target=lambda: self.worker, daemon=True,
+                         name="pyjail-netlink-prewarm").start()
+
     # -- lazily made helpers ----------------------------------------------------------------
     @property
     def worker(self) -> NetlinkWorker:
-        if self._worker is None:
-            self._worker = NetlinkWorker()
-        return self._worker
+        with self._lock:
+            if self._worker is None:
+                self._worker = NetlinkWorker()
+            return self._worker
 
     @property
     def nft(self) -> nat.Nft:
-        if self._nft is None:
-            self._nft = nat.Nft()
-        return self._nft
+        with self._lock:
+            if self._nft is None:
+                self._nft = nat.Nft()
+            return self._nft
 
     @property
     def dns(self) -> DnsServer:
-        if self._dns is None:
-            self._dns = DnsServer(self._dns_resolve, self._dns_reverse, self._dns_upstreams)
-        return self._dns
+        with self._lock:
+            if self._dns is None:
+                self._dns = DnsServer(self._dns_resolve, self._dns_reverse,
+                                      self._dns_upstreams)
+            return self._dns
 
     # -- predefined networks ----------------------------------------------------------------
     def _ensure_predefined(self) -> None:
@@ -155,13 +169,19 @@ class NetworkManager:
 
     # -- activation: bridge device + nft chains ---------------------------------------------
     def _activate(self, net: dict) -> None:
-        """Make sure the network's bridge and rules exist (idempotent, cached)."""
-        if net["Id"] in self._active:
+        """Make sure the network's bridge and rules exist (idempotent, cached).
+
+        The bridge is checked on every call (a stat, ~20 µs) so one deleted behind our
+        back is made again; the chains are ours alone and cached.
+        """
+        if os.path.exists(f"/sys/class/net/{net['_bridge']}") and net["Id"] in self._active:
             return
         subnet, gateway = self._subnet(net)
         alias = self._alias(net)
         self.worker.call(lambda w: br.ensure_bridge(w.ipr, net["_bridge"], alias, gateway,
                                                     subnet.prefixlen))
+        if net["Id"] in self._active:
+            return
         if not self._table_ready:
             self._active.add(net["Id"])
             self._render_table()
@@ -173,6 +193,7 @@ class NetworkManager:
         nets = [self._rules(self.state.networks[i]) for i in sorted(self._active)
                 if i in self.state.networks]
         self.nft.run(nat.render_table(self.table, nets, self._all_port_rules()))
+        self._ported = {cid for cid, ep in self.state.endpoints.items() if _port_rules(ep)}
         self._table_ready = True
 
     def _all_port_rules(self) -> list[nat.PortRule]:
@@ -414,9 +435,17 @@ class NetworkManager:
         mode = host.get("NetworkMode") or "none"
         exposed = exposed_ports(config, record.get("ImageConfig") or {})
         parse_bindings(host.get("PortBindings"), bool(host.get("PublishAllPorts")), exposed)
-        requested = ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {})
-        if not isinstance(requested, dict):
+        for field in ("Dns", "DnsSearch", "DnsOptions", "ExtraHosts"):
+            value = host.get(field)
+            if value is not None and (not isinstance(value, list)
+                                      or not all(isinstance(v, str) for v in value)):
+                raise errors.InvalidArgument(f"invalid type for HostConfig.{field}: expected "
+                                             "a list of strings")
+        networking = body.get("NetworkingConfig") or {}
+        requested = networking.get("EndpointsConfig") if isinstance(networking, dict) else None
+        if not isinstance(networking, dict) or not isinstance(requested or {}, dict):
             raise errors.InvalidArgument("invalid type for NetworkingConfig.EndpointsConfig")
+        requested = requested or {}
         if mode in ("none", "host"):
             return
         if mode.startswith("container:"):
@@ -473,6 +502,8 @@ class NetworkManager:
         if mode.startswith("container:"):
             self._share_namespace(c, spec, mode.split(":", 1)[1])
             return
+        if self._closed:
+            raise errors.RuntimeFailure("the engine's networking is closed")
         with self._lock:
             if c.id in self.state.endpoints:
                 self._teardown(c.id)
@@ -491,11 +522,12 @@ class NetworkManager:
                 for net in nets:
                     self._activate(net)
                 sock = self.worker.call(lambda w: self._setup_netns(w, path, ep, nets))
-                if ep["ports"]:
-                    self.nft.run(nat.add_ports(self.table, _port_rules(ep)))
-                self._write_files(c, ep)
                 if sock is not None:
-                    self.dns.add(c.id, sock)
+                    self.dns.add(c.id, sock)  # from here on, teardown closes it
+                if ep["ports"] and c.id not in self._ported:
+                    self.nft.run(nat.add_ports(self.table, _port_rules(ep)))
+                    self._ported.add(c.id)
+                self._write_files(c, ep)
             except BaseException:
                 if c.id in self.state.endpoints:
                     self._teardown(c.id)
@@ -505,7 +537,12 @@ class NetworkManager:
         _join(spec, path)
 
     def container_stopped(self, c: Any) -> None:
-        """The container's process ended (or never started): free everything it held."""
+        """The container's process ended (or never started): free everything it held.
+
+        A closed manager does nothing: a newer engine owns the state file by then.
+        """
+        if self._closed:
+            return
         with self._lock:
             if c.id in self.state.endpoints:
                 self._teardown(c.id)
@@ -586,7 +623,7 @@ class NetworkManager:
                                         e["gateway"] if e["default_route"] else None,
                                         loopback=i == 0)
                 if not ep["networks"]:
-                    ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
+                    ns.link("set", index=socket.if_nametoindex("lo"), state="up")
             finally:
                 ns.close()
             return w.ns_udp_socket((DNS_ADDRESS, 53)) if ep["dns"] else None
@@ -602,11 +639,12 @@ class NetworkManager:
             self._dns.remove(cid)
         self.reservations.release(cid)
         rules = _port_rules(ep)
-        if rules and self._table_ready:
+        if rules and self._table_ready and cid in self._ported:
             try:
                 self.nft.run(nat.remove_ports(self.table, rules))
             except nat.NftError as exc:
                 log.warning("removing port rules of %s: %s", cid[:12], exc)
+        self._ported.discard(cid)
         veths = [e["veth"] for e in ep["networks"].values()]
         if veths or is_mounted_netns(ep["netns"]) or os.path.exists(ep["netns"]):
             def undo(w: NetlinkWorker) -> None:

@@ -82,6 +82,8 @@ class NetlinkWorker:
         """Run ``fn(worker)`` on the worker thread and return its result (or raise)."""
         if threading.current_thread() is self._thread:
             return fn(self)
+        if not self._thread.is_alive():
+            raise RuntimeError("the netlink worker has stopped (engine closed)")
         future: Future = Future()
         self._queue.put((fn, future))
         return future.result(timeout)

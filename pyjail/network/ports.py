@@ -87,6 +87,9 @@ def parse_bindings(port_bindings: dict | None, publish_all: bool,
             raise errors.InvalidArgument(f"invalid port binding for {key}")
         for entry in entries or [{}]:
             entry = entry or {}
+            if not isinstance(entry, dict) or not isinstance(entry.get("HostIp") or "", str) \
+                    or not isinstance(entry.get("HostPort") or "", (str, int)):
+                raise errors.InvalidArgument(f"invalid port binding for {key}")
             host_ip = _host_ip(entry.get("HostIp"))
             if host_ip is None:
                 continue
@@ -109,8 +112,13 @@ def parse_bindings(port_bindings: dict | None, publish_all: bool,
 
 
 def exposed_ports(config: dict, image_config: dict) -> list[str]:
-    keys = dict(image_config.get("ExposedPorts") or {})
-    keys.update(config.get("ExposedPorts") or {})
+    keys: dict = {}
+    for source in (image_config.get("ExposedPorts"), config.get("ExposedPorts")):
+        if source is None:
+            continue
+        if not isinstance(source, dict) or not all(isinstance(k, str) for k in source):
+            raise errors.InvalidArgument("invalid type for ExposedPorts: expected an object")
+        keys.update(source)
     out = []
     for key in keys:
         port, proto = parse_port_key(key)
