@@ -345,11 +345,15 @@ class Engine:
         upper = c.dir / "diff"
         lower_dirs = [Path(p) for p in self.images.layer_dirs(self.images.resolve(c.record["Image"]))]
         out = []
+        # Mount targets of the bind-mounted /etc files, not changes the process made.
+        mount_targets = {"/etc/hostname", "/etc/hosts", "/etc/resolv.conf"}
         for dirpath, dirnames, filenames in os.walk(upper):
             for name in sorted(dirnames + filenames):
                 full = Path(dirpath) / name
                 rel = "/" + str(full.relative_to(upper))
                 st = os.lstat(full)
+                if rel in mount_targets and st.st_size == 0:
+                    continue
                 import stat as stat_mod
                 in_lower = any(os.path.lexists(str(d) + rel) for d in lower_dirs)
                 if stat_mod.S_ISCHR(st.st_mode) and st.st_rdev == 0:

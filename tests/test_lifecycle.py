@@ -215,3 +215,19 @@ def test_container_survives_the_engine_object(engine):
         other.close()
         engine.containers.wait(c.id, timeout=30)
         engine.containers.remove(c.id, force=True)
+
+
+def test_privileged_gets_every_capability_the_host_can_give(run):
+    from pyjail.runtime.capabilities import ALL_CAPS, mask
+    code, out, _ = run(["grep", "CapEff", "/proc/self/status"], host={"Privileged": True})
+    assert code == 0
+    assert int(out.split()[1], 16) == mask(ALL_CAPS)
+
+
+def test_failed_start_of_auto_remove_container_removes_it(engine):
+    c = engine.containers.create({"Image": "busybox", "Cmd": ["no-such-binary"],
+                                  "HostConfig": {"AutoRemove": True}})
+    with pytest.raises(errors.ExecutableNotFound):
+        engine.containers.start(c.id)
+    with pytest.raises(errors.ContainerNotFound):
+        engine.containers.get(c.id)

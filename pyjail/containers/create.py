@@ -60,8 +60,9 @@ def normalize(body: dict) -> tuple[dict, dict]:
     """Return (Config, HostConfig) with Docker's defaults, or raise InvalidArgument."""
     if not isinstance(body, dict):
         raise InvalidArgument("request body must be a JSON object")
-    host = body.get("HostConfig") or {}
+    host = body.get("HostConfig")
     _expect(host, dict, "HostConfig")
+    host = host or {}
     config = {**_CONFIG_DEFAULTS}
     for key, value in body.items():
         if key not in ("HostConfig", "NetworkingConfig"):
@@ -97,6 +98,9 @@ def normalize(body: dict) -> tuple[dict, dict]:
     for field in ("CapAdd", "CapDrop", "Binds", "SecurityOpt"):
         _expect(hostconfig.get(field), list, f"HostConfig.{field}")
     capabilities.resolve(hostconfig.get("CapAdd") or (), hostconfig.get("CapDrop") or ())
+    if config.get("Tty") and hostconfig.get("Runtime") in ("runc", "crun"):
+        raise InvalidArgument(f"a terminal (-t) is not supported with the "
+                              f"{hostconfig['Runtime']} runtime yet; use the built-in runtime")
     for bind in hostconfig.get("Binds") or []:
         parse_bind(bind)
     _expect(hostconfig.get("Tmpfs"), dict, "HostConfig.Tmpfs")

@@ -90,7 +90,8 @@ class ExecManager:
             fields["user"] = pc["user"]
         sock, reply, early = self.containers.supervisor.open_stream("exec", **fields)
         with self.lock:
-            record["Running"] = True
+            # A quick exec may already have exited (on_exit ran first): keep its result.
+            record["Running"] = record["ExitCode"] is None
             record["Pid"] = reply.get("pid", 0)
         self.containers.emit("container", "exec_start", c, execID=exec_id,
                              **{"exec": " ".join(process["args"])})

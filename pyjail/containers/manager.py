@@ -247,7 +247,17 @@ class ContainerManager:
                 raise errors.NotModified("container already started")
             if c.state["removing"]:
                 raise errors.Conflict("container is marked for removal and cannot be started")
-            self._start_locked(c)
+            try:
+                self._start_locked(c)
+            except errors.PyjailError as exc:
+                failure: errors.PyjailError | None = exc
+            else:
+                failure = None
+        if failure is not None:
+            if c.host.get("AutoRemove"):
+                # docker run --rm waits for removal: a start that failed must still remove.
+                self.remove(c.id, force=True)
+            raise failure
         return c
 
     def _spec_for(self, c: Container) -> dict:

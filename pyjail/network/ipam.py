@@ -99,12 +99,16 @@ def claims_locked() -> Iterator[dict]:
                 claims = json.load(f)
         except (OSError, ValueError):
             claims = {}
-        claims.setdefault("subnets", {})
-        claims.setdefault("bridges", {})
+        for kind in ("subnets", "bridges", "roots"):
+            claims.setdefault(kind, {})
         for kind in ("subnets", "bridges"):
             claims[kind] = {k: v for k, v in claims[kind].items() if os.path.isdir(v)}
+        # Data roots deleted without a network shutdown: their tags, for the caller to reap
+        # (their bridges and nft table outlive them otherwise).
+        claims["orphans"] = sorted(t for t, v in claims["roots"].items() if not os.path.isdir(v))
         before = json.dumps(claims, sort_keys=True)
         yield claims
+        del claims["orphans"]
         if json.dumps(claims, sort_keys=True) != before:
             atomic_write_json(path, claims)
     finally:

@@ -114,6 +114,13 @@ class NetworkManager:
 
     # -- predefined networks ----------------------------------------------------------------
     def _ensure_predefined(self) -> None:
+        with ipam.claims_locked() as claims:
+            claims["roots"][self.tag] = self.owner
+            orphans = claims["orphans"]
+            for tag in orphans:
+                del claims["roots"][tag]
+        if orphans:
+            self._reap(orphans)
         changed = False
         for name, driver in (("bridge", "bridge"), ("host", "host"), ("none", "null")):
             if self.state.by_name(name) is not None:
@@ -135,6 +142,26 @@ class NetworkManager:
             changed = True
         if changed:
             self.state.save()
+
+    def _reap(self, tags: list[str]) -> None:
+        """Remove the bridges and nft tables of data roots that vanished without a shutdown.
+
+        Their bridges are found by the interface alias every pyjail bridge carries.
+        """
+        doomed = []
+        for name in os.listdir("/sys/class/net"):
+            try:
+                alias = Path(f"/sys/class/net/{name}/ifalias").read_text().strip()
+            except OSError:
+                continue
+            if any(alias.startswith(f"{br.ALIAS_PREFIX}{tag} ") for tag in tags):
+                doomed.append((name, alias))
+        try:
+            for name, alias in doomed:
+                self.worker.call(lambda w, n=name, a=alias: br.delete_bridge(w.ipr, n, a))
+            self.nft.run("".join(nat.delete_table(f"pyjail_{t}") for t in tags), check=False)
+        except Exception as exc:  # noqa: BLE001 - best effort, never blocks this engine
+            log.warning("removing leftovers of deleted data roots: %s", exc)
 
     def _free_bridge_name(self, claims: dict) -> str:
         for i in range(100):
@@ -236,9 +263,19 @@ class NetworkManager:
                                                       for v in value.values()):
                 raise errors.InvalidArgument(f"invalid type for {field}: expected an object "
                                              "of strings")
-        ipam_cfg = (body.get("IPAM") or {}).get("Config") or []
-        if not isinstance(ipam_cfg, list) or len(ipam_cfg) > 1:
+        ipam_body = body.get("IPAM") or {}
+        if not isinstance(ipam_body, dict):
+            raise errors.InvalidArgument("invalid type for IPAM: expected an object")
+        if (ipam_body.get("Driver") or "default") != "default":
+            raise errors.NotFound(f'plugin "{ipam_body["Driver"]}" not found')
+        ipam_cfg = ipam_body.get("Config") or []
+        if not isinstance(ipam_cfg, list) or len(ipam_cfg) > 1 or \
+                not all(isinstance(cfg, dict) for cfg in ipam_cfg):
             raise errors.InvalidArgument("pyjail supports one IPAM config (IPv4) per network")
+        for cfg in ipam_cfg:
+            if cfg.get("IPRange") not in (None, "", cfg.get("Subnet")) or \
+                    cfg.get("AuxiliaryAddresses"):
+                raise errors.InvalidArgument("IPRange and AuxiliaryAddresses are not supported")
         with self._lock:
             if self.state.by_name(name) is not None:
                 raise errors.Conflict(f"network with name {name} already exists")
@@ -445,7 +482,8 @@ class NetworkManager:
         requested = networking.get("EndpointsConfig") if isinstance(networking, dict) else None
         if not isinstance(networking, dict) or not isinstance(requested or {}, dict):
             raise errors.InvalidArgument("invalid type for NetworkingConfig.EndpointsConfig")
-        requested = requested or {}
+        # The docker CLI names the default network "default" in EndpointsConfig too.
+        requested = {("bridge" if k == "default" else k): v for k, v in (requested or {}).items()}
         if mode in ("none", "host"):
             return
         if mode.startswith("container:"):
@@ -952,7 +990,7 @@ class NetworkManager:
                 self.nft.run(nat.delete_table(self.table), check=False)
                 self._table_ready = False
             with ipam.claims_locked() as claims:
-                for kind in ("subnets", "bridges"):
+                for kind in ("subnets", "bridges", "roots"):
                     for key in [k for k, v in claims[kind].items() if v == self.owner]:
                         del claims[kind][key]
         self.close()

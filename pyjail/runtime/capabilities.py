@@ -33,8 +33,22 @@ def _last_cap() -> int:
         return len(CAPABILITIES) - 1
 
 
+def _own_bounding() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return (1 << 64) - 1
+
+
 LAST_CAP = _last_cap()
-ALL_CAPS = [f"CAP_{n}" for n in CAPABILITIES[: LAST_CAP + 1]]
+# --privileged means every capability *we* hold: a host without CAP_SYS_RESOURCE in its
+# bounding set (like this one) cannot hand it to a container, and capset would fail.
+ALL_CAPS = [f"CAP_{n}" for i, n in enumerate(CAPABILITIES[: LAST_CAP + 1])
+            if _own_bounding() >> i & 1]
 
 
 def normalize(name: str) -> str:

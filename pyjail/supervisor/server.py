@@ -59,6 +59,9 @@ class Conn:
         self.closed = False
         self.read_open = True
         self.pending_request: dict = {}
+        self.held: bytearray | None = None
+        self.pending_stdin = bytearray()
+        self.pending_eof = False
         self._events = selectors.EVENT_READ
         sock.setblocking(False)
         sup.sel.register(sock, selectors.EVENT_READ, self)
@@ -81,6 +84,9 @@ class Conn:
     def send(self, data: bytes) -> None:
         if self.closed:
             return
+        if self.held is not None:
+            self.held += data  # output that raced ahead of the start reply
+            return
         if len(self.outbuf) > MAX_OUTBUF:
             log.warning("dropping a slow attach client")
             self.close()
@@ -90,6 +96,13 @@ class Conn:
 
     def send_json(self, obj: dict) -> None:
         self.send(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
+
+    def release(self, reply: dict) -> None:
+        """Send the start reply, then whatever output was held back behind it."""
+        held, self.held = self.held, None
+        self.send_json(reply)
+        if held:
+            self.send(bytes(held))
 
     def _flush(self) -> None:
         while self.outbuf:
@@ -149,6 +162,15 @@ class Conn:
 
     def _stdin_data(self, data: bytes) -> None:
         box = self.box
+        if box is None and self.pending_request:
+            # Attached before the start (docker run -i): keep stdin until there is a process.
+            if data:
+                self.pending_stdin += data
+            else:
+                self.pending_eof = True
+                self.read_open = False
+                self._update_interest()  # a half-close: output must still reach it
+            return
         if not data:
             # The client half-closed: end the process's stdin if it was attached with it.
             self.read_open = False
@@ -436,9 +458,9 @@ class Supervisor:
         box.runtime = runtime
         box.stdin_once = bool(req.get("stdin_once"))
         child_fds, box_fds = self._make_stdio(box, bool(req.get("open_stdin")))
-        for waiting in self.pending_attach.pop(cid, []):
-            if not waiting.closed:
-                self._attach(waiting, box, waiting.pending_request)
+        waiting_conns = [w for w in self.pending_attach.pop(cid, []) if not w.closed]
+        for waiting in waiting_conns:
+            self._attach(waiting, box, waiting.pending_request)
         box.log = JsonFileLog(req["log"]) if req.get("log") else None
         try:
             spawned = runtime.spawn(cid, spec, box.bundle, child_fds)
@@ -447,6 +469,8 @@ class Supervisor:
                 _close_quietly(fd)
             if box.log:
                 box.log.close()
+            for waiting in waiting_conns:
+                waiting.finish()
             raise
         finally:
             for fd in set(child_fds):
@@ -456,6 +480,12 @@ class Supervisor:
         self.by_pid[spawned.pid] = box
         for fd, stream in box_fds.items():
             box.add_output(fd, stream)
+        for waiting in waiting_conns:
+            if waiting.pending_stdin:
+                box.write_stdin(bytes(waiting.pending_stdin))
+                waiting.pending_stdin.clear()
+            if waiting.pending_eof and waiting.stdin and box.stdin_once:
+                box.close_stdin()
         self._await_exec(box, spawned, lambda exc: self._started(conn, box, exc))
 
     def _make_stdio(self, box: Box, open_stdin: bool) -> tuple[tuple[int, int, int], dict[int, int]]:
@@ -554,10 +584,12 @@ class Supervisor:
             record = {"exit_code": code, "container": box.container_id}
             self.exec_results[box.id] = record
             event = {"type": "exec_exit", "id": box.id, **record}
-        for conn in list(box.attached):
-            conn.finish()
+        # Subscribers first: a client that inspects right after its stream ends must
+        # already find the exit code.
         for sub in list(self.subscribers):
             sub.send_json(event)
+        for conn in list(box.attached):
+            conn.finish()
 
     def _cleanup_container(self, box: Box) -> bool:
         from ..runtime.cgroups import manager_for
@@ -649,6 +681,7 @@ class Supervisor:
         self.boxes[box.id] = box
         self.by_pid[spawned.pid] = box
         if not req.get("detach"):
+            conn.held = bytearray()
             self._attach(conn, box, {"stdin": req.get("stdin"), "stdout": True, "stderr": True})
         for fd, stream in box_fds.items():
             box.add_output(fd, stream)
@@ -656,13 +689,14 @@ class Supervisor:
         def started(error: Exception | None) -> None:
             if error is not None:
                 box.failed_start = error
+                conn.held = None
                 conn.send_json(_error_reply(error))
                 if not req.get("detach"):
                     conn.mode = "request"
                     if conn in box.attached:
                         box.attached.remove(conn)
                 return
-            conn.send_json({"ok": True, "pid": box.pid, "tty": box.tty})
+            conn.release({"ok": True, "pid": box.pid, "tty": box.tty})
 
         self._await_exec(box, spawned, started)
 
