@@ -9,4 +9,4 @@ if ! command -v busybox >/dev/null || ! [ -x /usr/bin/tini-static ]; then
     apt-get install -y -qq --no-install-recommends busybox-static tini libseccomp2 runc >/dev/null
 fi
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
-python3 -m pyjail demo "$@"
+python3 -m pyjail demo --notebook "$@"

@@ -231,3 +231,26 @@ def test_failed_start_of_auto_remove_container_removes_it(engine):
         engine.containers.start(c.id)
     with pytest.raises(errors.ContainerNotFound):
         engine.containers.get(c.id)
+
+
+def test_tty_lives_in_the_containers_own_devpts(engine):
+    c = engine.containers.create({"Image": "busybox", "Tty": True,
+                                  "Cmd": ["sh", "-c", "tty; ls /dev/pts"]})
+    try:
+        engine.containers.start(c.id)
+        engine.containers.wait(c.id, timeout=30)
+        out = b"".join(e.data for e in engine.containers.logs(c.id)).decode()
+        assert "/dev/pts/0" in out and "not a tty" not in out
+        exec_c = engine.containers.create({"Image": "busybox", "Cmd": ["sleep", "30"]})
+        engine.containers.start(exec_c.id)
+        try:
+            exec_id = engine.execs.create(exec_c.id, {"Cmd": ["tty"], "Tty": True,
+                                                      "AttachStdout": True})
+            sock, tty, early = engine.execs.start(exec_id)
+            data = early + b"".join(iter(lambda: sock.recv(65536), b""))
+            sock.close()
+            assert tty and b"/dev/pts/" in data
+        finally:
+            engine.containers.remove(exec_c.id, force=True)
+    finally:
+        engine.containers.remove(c.id, force=True)

@@ -583,3 +583,30 @@ def test_network_http_api_speaks_dockers_statuses(engine, lab, api):
     status, pruned = api("POST", '/networks/prune?filters={"label":["k=v"]}')
     assert status == 200 and pruned == {"NetworksDeleted": [name]}
     assert api("GET", f"/networks/{name}")[0] == 404
+
+
+def test_leftovers_of_a_deleted_data_root_are_reaped(engine):
+    """A data root removed without a network shutdown: the next engine deletes its bridges."""
+    import shutil
+
+    from conftest import make_data_root
+
+    from pyjail.engine import Engine
+    root = make_data_root()
+    gone = Engine(root)
+    try:
+        bridge = f"pj-{gone.networks.create({'Name': 'pjt-orphan'})['Id'][:12]}"
+        table = gone.networks.table
+        gone.close()
+        gone.supervisor.request("shutdown", force=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    assert bridge in links()
+    other = Engine(make_data_root())
+    try:
+        assert bridge not in links()
+        assert subprocess.run(["nft", "list", "table", "ip", table],
+                              capture_output=True).returncode != 0
+    finally:
+        other.shutdown_supervisor()
+        shutil.rmtree(other.data_root, ignore_errors=True)

@@ -13,6 +13,7 @@ from .handlers import distribution as d
 from .handlers import exec as e
 from .handlers import image_archives as ia
 from .handlers import images as i
+from .handlers import networks as n
 from .handlers import system as s
 from .handlers import volumes as v
 from .handlers.base import PREFIX, NotFoundHandler
@@ -73,6 +74,8 @@ ROUTES: list[tuple[str, type[RequestHandler]]] = [
     (r"/volumes/create", v.VolumeCreateHandler),
     (r"/volumes/prune", v.VolumePruneHandler),
     (rf"/volumes/{ID}", v.VolumeHandler),
+    # networks
+    *n.ROUTES,
 ]
 
 

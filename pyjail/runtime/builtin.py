@@ -37,8 +37,10 @@ class BuiltinRuntime(Runtime):
         bpf = compile_filter(seccomp) if seccomp else None
         return procs, bpf
 
+    supports_console = True
+
     def spawn(self, container_id: str, spec: dict, bundle: str,
-              stdio: tuple[int, int, int]) -> Spawned:
+              stdio: tuple[int, int, int], console: int | None = None) -> Spawned:
         procs, bpf = self._prepare(spec)
         namespaces = {ns["type"]: ns for ns in spec.get("linux", {}).get("namespaces", [])}
         child_only = 0
@@ -65,14 +67,15 @@ class BuiltinRuntime(Runtime):
             if pid == 0:
                 os.close(read_end)
                 process.run_child(lambda: process.container_child(
-                    spec, stdio, write_end, procs, bpf, self._cgroup_hierarchies), write_end)
+                    spec, stdio, write_end, procs, bpf, self._cgroup_hierarchies, console),
+                    write_end)
         finally:
             self._restore_namespaces()
         os.close(write_end)
         return Spawned(pid, read_end)
 
     def spawn_exec(self, container_id: str, spec: dict, init_pid: int,
-                   stdio: tuple[int, int, int]) -> Spawned:
+                   stdio: tuple[int, int, int], console: int | None = None) -> Spawned:
         linux = spec.get("linux", {})
         procs = manager_for(linux["cgroupsPath"]).procs_files() if linux.get("cgroupsPath") else []
         seccomp = linux.get("seccomp")
@@ -91,7 +94,7 @@ class BuiltinRuntime(Runtime):
             if pid == 0:
                 os.close(read_end)
                 process.run_child(lambda: process.exec_child(
-                    spec, init_pid, stdio, write_end, procs, bpf), write_end)
+                    spec, init_pid, stdio, write_end, procs, bpf, console), write_end)
         finally:
             self._restore_namespaces()
         os.close(write_end)

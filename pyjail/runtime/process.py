@@ -70,6 +70,22 @@ def setup_stdio(stdin: int, stdout: int, stderr: int, tty: bool) -> None:
         fcntl.ioctl(0, sc.TIOCSCTTY, 0)
 
 
+def open_console(console: int) -> None:
+    """Make the terminal inside the container's own devpts and hand its master to the
+    supervisor over ``console`` (SCM_RIGHTS), like runc's console socket: a pty from
+    the host's devpts would not exist under /dev/pts inside, so `tty` would fail."""
+    import fcntl
+    import socket
+    master, slave = os.openpty()
+    with socket.socket(fileno=console) as sock:
+        socket.send_fds(sock, [b"pty"], [master])
+    os.close(master)
+    for target in (0, 1, 2):
+        os.dup2(slave, target, inheritable=True)
+    os.close(slave)
+    fcntl.ioctl(0, sc.TIOCSCTTY, 0)
+
+
 def join_cgroups(procs_files: list[str]) -> None:
     for path in procs_files:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
@@ -235,13 +251,16 @@ def env_dict(process: dict) -> dict[str, str]:
 
 
 def container_child(spec: dict, stdio: tuple[int, int, int], errfd: int, procs_files: list[str],
-                    seccomp_bpf: bytes | None, cgroup_hierarchies: list[tuple[str, str, str]]) -> None:
+                    seccomp_bpf: bytes | None, cgroup_hierarchies: list[tuple[str, str, str]],
+                    console: int | None = None) -> None:
     """PID 1 of the new container, between fork and execve."""
     process = spec["process"]
-    setup_stdio(*stdio, tty=process.get("terminal", False))
+    setup_stdio(*stdio, tty=process.get("terminal", False) and console is None)
     join_cgroups(procs_files)
     enter_namespaces(spec)
     build_root(spec, cgroup_hierarchies)
+    if console is not None:
+        open_console(console)
     hostname = spec.get("hostname")
     if hostname and _has_ns(spec, "uts"):
         sc.sethostname(hostname)
@@ -258,7 +277,8 @@ def container_child(spec: dict, stdio: tuple[int, int, int], errfd: int, procs_f
 
 
 def exec_child(spec: dict, init_pid: int, stdio: tuple[int, int, int], errfd: int,
-               procs_files: list[str], seccomp_bpf: bytes | None) -> None:
+               procs_files: list[str], seccomp_bpf: bytes | None,
+               console: int | None = None) -> None:
     """A process joining a running container (docker exec): same confinement as its PID 1.
 
     It stays non-dumpable until execve so nothing inside can open its /proc/PID/exe
@@ -266,7 +286,7 @@ def exec_child(spec: dict, init_pid: int, stdio: tuple[int, int, int], errfd: in
     """
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     process = spec["process"]
-    setup_stdio(*stdio, tty=process.get("terminal", False))
+    setup_stdio(*stdio, tty=process.get("terminal", False) and console is None)
     join_cgroups(procs_files)
     order = ["cgroup", "ipc", "uts", "network", "mount"]
     present = {ns["type"] for ns in spec.get("linux", {}).get("namespaces", [])}
@@ -279,6 +299,8 @@ def exec_child(spec: dict, init_pid: int, stdio: tuple[int, int, int], errfd: in
         finally:
             os.close(fd)
     os.chdir("/")
+    if console is not None:
+        open_console(console)
     set_rlimits(process)
     env = env_dict(process)
     set_identity(process, env, (spec.get("annotations") or {}).get(ANNOTATION_USER))

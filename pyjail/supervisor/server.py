@@ -211,6 +211,8 @@ class Box:
         self.started_at = ""
         self.stdin_closing = False
         self.failed_start: Exception | None = None
+        self.console: socket.socket | None = None
+        self.console_child = -1
 
     def add_output(self, fd: int, stream: int) -> None:
         os.set_blocking(fd, False)
@@ -463,7 +465,8 @@ class Supervisor:
             self._attach(waiting, box, waiting.pending_request)
         box.log = JsonFileLog(req["log"]) if req.get("log") else None
         try:
-            spawned = runtime.spawn(cid, spec, box.bundle, child_fds)
+            spawned = runtime.spawn(cid, spec, box.bundle, child_fds,
+                                    **self._console_kwargs(box))
         except Exception:
             for fd in set(child_fds) | set(box_fds):
                 _close_quietly(fd)
@@ -478,6 +481,7 @@ class Supervisor:
         box.pid = spawned.pid
         self.boxes[cid] = box
         self.by_pid[spawned.pid] = box
+        box_fds.update(self._receive_console(box))
         for fd, stream in box_fds.items():
             box.add_output(fd, stream)
         for waiting in waiting_conns:
@@ -490,6 +494,13 @@ class Supervisor:
 
     def _make_stdio(self, box: Box, open_stdin: bool) -> tuple[tuple[int, int, int], dict[int, int]]:
         """Pipes (or a pty) for the process; returns (child's stdin/out/err, our readable fds)."""
+        if box.tty and getattr(box.runtime, "supports_console", False):
+            # The child makes the pty in the container's devpts and sends us the master.
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            box.console = ours
+            box.console_child = theirs.detach()
+            null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+            return (null, null, null), {}
         if box.tty:
             master, slave = os.openpty()
             os.set_inheritable(master, False)
@@ -505,6 +516,31 @@ class Supervisor:
         else:
             in_r = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         return (in_r, out_w, err_w), {out_r: 1, err_r: 2}
+
+    @staticmethod
+    def _console_kwargs(box: Box) -> dict:
+        return {"console": box.console_child} if box.console is not None else {}
+
+    def _receive_console(self, box: Box) -> dict[int, int]:
+        """The pty master from the child (a short blocking wait: it comes before execve)."""
+        if box.console is None:
+            return {}
+        _close_quietly(box.console_child)
+        sock, box.console = box.console, None
+        sock.settimeout(10)
+        try:
+            _msg, fds, _flags, _addr = socket.recv_fds(sock, 16, 1)
+        except OSError:
+            fds = []
+        finally:
+            sock.close()
+        if not fds:
+            return {}  # the child failed before it got there; its error pipe says why
+        master = fds[0]
+        os.set_inheritable(master, False)
+        box.stdin_fd = os.dup(master)
+        os.set_blocking(box.stdin_fd, False)
+        return {master: 1}
 
     def _await_exec(self, box: Box, spawned: Spawned, done: Callable[[Exception | None], None]) -> None:
         """Wait, without blocking the loop, until the child exec'd (EOF) or reported an error."""
@@ -666,10 +702,12 @@ class Supervisor:
             spec["annotations"] = {**(spec.get("annotations") or {}), ANNOTATION_USER: req["user"]}
         box = Box(self, "exec", req["id"], bool(spec["process"].get("terminal")))
         box.container_id = container.id
+        box.runtime = container.runtime
         box.stdin_once = True
         child_fds, box_fds = self._make_stdio(box, bool(req.get("stdin")))
         try:
-            spawned = container.runtime.spawn_exec(container.id, spec, container.pid, child_fds)
+            spawned = container.runtime.spawn_exec(container.id, spec, container.pid, child_fds,
+                                                   **self._console_kwargs(box))
         except Exception:
             for fd in set(box_fds) | ({box.stdin_fd} if box.stdin_fd is not None else set()):
                 _close_quietly(fd)
@@ -680,6 +718,7 @@ class Supervisor:
         box.pid = spawned.pid
         self.boxes[box.id] = box
         self.by_pid[spawned.pid] = box
+        box_fds.update(self._receive_console(box))
         if not req.get("detach"):
             conn.held = bytearray()
             self._attach(conn, box, {"stdin": req.get("stdin"), "stdout": True, "stderr": True})
