@@ -7,6 +7,8 @@ import logging
 from tornado.web import Application, RequestHandler
 
 from .context import DaemonContext
+from .handlers import archive as ar
+from .handlers import backups as bk
 from .handlers import build as b
 from .handlers import containers as c
 from .handlers import distribution as d
@@ -49,6 +51,7 @@ ROUTES: list[tuple[str, type[RequestHandler]]] = [
     (rf"/containers/{ID}/changes", c.ContainerChangesHandler),
     (rf"/containers/{ID}/stats", c.ContainerStatsHandler),
     (rf"/containers/{ID}/export", c.ContainerExportHandler),
+    (rf"/containers/{ID}/archive", ar.ContainerArchiveHandler),
     (rf"/containers/{ID}/exec", e.ExecCreateHandler),
     (rf"/containers/{ID}", c.ContainerHandler),
     # exec
@@ -76,6 +79,8 @@ ROUTES: list[tuple[str, type[RequestHandler]]] = [
     (rf"/volumes/{ID}", v.VolumeHandler),
     # networks
     *n.ROUTES,
+    # pyjail's own endpoints: backups, restore, schedules, OpenAPI
+    *bk.ROUTES,
 ]
 
 
