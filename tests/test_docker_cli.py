@@ -229,3 +229,26 @@ def test_events_since_until(docker):
     actions = out.split()
     for action in ("create", "start", "die", "destroy"):
         assert action in actions, actions
+
+
+def test_network_commands_and_names_that_resolve(docker):
+    docker("network", "create", "--subnet", "10.231.7.0/24", "cli-net")
+    try:
+        assert "cli-net" in docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+        inspect = json.loads(docker("network", "inspect", "cli-net").stdout)[0]
+        assert inspect["IPAM"]["Config"][0]["Subnet"] == "10.231.7.0/24"
+        docker("run", "-d", "--name", "cli-web", "--network", "cli-net", "--network-alias",
+               "web", "busybox", "sh", "-c", "mkdir /www; echo page > /www/index.html; "
+               "httpd -f -p 80 -h /www")
+        out = docker("run", "--rm", "--network", "cli-net", "busybox", "sh", "-c",
+                     "for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://web/ && exit 0; "
+                     "sleep 0.2; done; exit 1").stdout
+        assert out == "page\n"
+        members = json.loads(docker("network", "inspect", "cli-net").stdout)[0]["Containers"]
+        assert any(m["Name"] == "cli-web" for m in members.values())
+        rm = docker("network", "rm", "cli-net", check=False)
+        assert rm.returncode != 0 and "active endpoints" in rm.stderr
+    finally:
+        docker("rm", "-f", "cli-web", check=False)
+        docker("network", "rm", "cli-net", check=False)
+    assert "cli-net" not in docker("network", "ls", "--format", "{{.Name}}").stdout.split()

@@ -183,3 +183,23 @@ def test_images(client):
     client.images.remove("py/busybox:t1")
     with pytest.raises(ImageNotFound):
         client.images.get("py/busybox:t1")
+
+
+def test_networks_through_docker_py(client):
+    net = client.networks.create("py-net", driver="bridge")
+    c = client.containers.create("busybox", ["sleep", "300"], network="py-net")
+    try:
+        c.start()
+        net.reload()
+        assert c.id in net.attrs["Containers"]
+        ip = net.attrs["Containers"][c.id]["IPv4Address"].split("/")[0]
+        out = client.containers.run("busybox", ["ping", "-c", "1", "-W", "2", ip],
+                                    network="py-net", remove=True)
+        assert b"1 packets received" in out
+        net.disconnect(c)
+        net.reload()
+        assert c.id not in (net.attrs["Containers"] or {})
+    finally:
+        c.remove(force=True)
+        net.remove()
+    assert not client.networks.list(names=["py-net"])
