@@ -97,6 +97,8 @@ class Engine:
                 self.health.container_started(c, resume=True)
         if restart_policies:
             self.containers.restart_after_daemon_start()
+        from .backup import BackupService  # schedules run only in a daemon-like engine
+        self.backups = BackupService(self, run_schedules=restart_policies)
 
     # -- registries (pyjail.images.registry) ------------------------------------------------
     def pull_image(self, reference: str, *, credentials=None, platform: str | None = None,

@@ -1,0 +1,366 @@
+"""The backup archive format: one compressed tar, every member checksummed.
+
+Members are staged as files first (a layer's size is only known once it is written), then
+packed into ``<name>.partial`` through zstd (binary or module) or gzip, with
+``manifest.json`` — sha256 and size of every other member — written last, fsynced and
+renamed into place: a reader sees a complete archive or none. Reading checks every member
+against the manifest before the caller touches any of them, so a flipped byte or a
+truncated file fails before a restore creates anything.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ..errors import InvalidArgument, PyjailError
+from ..fsutil import fsync_dir
+from ..images import tarstream
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+BLOCK = 512
+CHUNK = 1 << 20
+PART = 16 << 20
+_PART_RE = re.compile(r"^(.+)\.p(\d{5})$")
+Progress = Callable[[dict[str, Any]], None]
+
+
+class DamagedArchive(InvalidArgument):
+    """The archive fails its checksums, is truncated, or is not a pyjail backup."""
+
+
+def compression() -> tuple[str, str]:
+    """(kind, file extension) this host can write: zstd preferred, gzip always possible."""
+    if shutil.which("zstd"):
+        return "zstd", ".tar.zst"
+    try:
+        import zstandard  # type: ignore[import-not-found]  # noqa: F401
+        return "zstd", ".tar.zst"
+    except ImportError:
+        return "gzip", ".tar.gz"
+
+
+def progress_message(status: str, current: int = 0, total: int = 0) -> dict[str, Any]:
+    """Docker's progress shape, plus the ``progress`` key pyjail's own client reads."""
+    detail = {"current": current, "total": total}
+    return {"status": status, "progressDetail": detail, "progress": detail}
+
+
+class _Compressor:
+    """A write-only stream into ``path``, compressed by the best means on this host.
+
+    The compressed bytes are hashed on their way to the file (``digest``), so the archive's
+    own sha256 costs no second read.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self.hash = hashlib.sha256()
+        self.size = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pump: threading.Thread | None = None
+        self.kind, _ = compression()
+        exe = shutil.which("zstd")
+        if exe:
+            self.proc = subprocess.Popen([exe, "-q", "-3", "-T0", "-c"], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE)
+            self.stream: Any = self.proc.stdin
+            self.pump = threading.Thread(target=self._pump, daemon=True,
+                                         name="pyjail-backup-zstd")
+            self.pump.start()
+        elif self.kind == "zstd":
+            import zstandard  # type: ignore[import-not-found]
+            self.stream = zstandard.ZstdCompressor(level=3, threads=-1).stream_writer(
+                _HashedFile(self), closefd=False)
+        else:
+            self.stream = gzip.GzipFile(fileobj=_HashedFile(self), mode="wb", compresslevel=3)
+
+    def _out(self, data: bytes) -> None:
+        self.hash.update(data)
+        self.size += len(data)
+        self.file.write(data)
+
+    def _pump(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while chunk := self.proc.stdout.read1(CHUNK):
+            self._out(chunk)
+
+    def write(self, data: bytes) -> int:
+        self.stream.write(data)
+        return len(data)
+
+    def close(self) -> str:
+        """Flush, fsync; returns the sha256 of the compressed file."""
+        self.stream.close()
+        if self.proc is not None:
+            assert self.pump is not None
+            self.pump.join()
+            if self.proc.wait() != 0:
+                raise PyjailError(f"zstd failed with exit status {self.proc.returncode}")
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        return "sha256:" + self.hash.hexdigest()
+
+    def abort(self) -> None:
+        with suppress(Exception):
+            self.stream.close()
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+        self.file.close()
+
+
+class _HashedFile:
+    """The file side for in-process compressors."""
+
+    def __init__(self, owner: _Compressor) -> None:
+        self.owner = owner
+
+    def write(self, data: bytes) -> int:
+        self.owner._out(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def _tar_header(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, 0o600, int(time.time())
+    return info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+
+
+class _Parts:
+    """One logical member, cut into tar members of at most PART bytes as it is produced.
+
+    A layer's size is known only once it is written; cutting it into sized parts lets it
+    go straight into the compressed stream, with no staging copy on disk.
+    """
+
+    def __init__(self, out: _Compressor, name: str, tick: Callable[[int], None] | None,
+                 hashed: bool) -> None:
+        self.out, self.name, self.tick = out, name, tick
+        self.hash = None if hashed else hashlib.sha256()
+        self.size = 0
+        self.parts = 0
+        self.buf = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self.buf += data
+        if len(self.buf) >= PART:
+            self.flush()
+        return len(data)
+
+    def tell(self) -> int:
+        return self.size + len(self.buf)
+
+    def flush(self) -> None:
+        data = self.buf
+        if self.hash is not None:
+            self.hash.update(data)
+        self.out.write(_tar_header(f"{self.name}.p{self.parts:05d}", len(data)))
+        self.out.write(data)
+        if len(data) % BLOCK:
+            self.out.write(bytes(BLOCK - len(data) % BLOCK))
+        self.size += len(data)
+        self.parts += 1
+        self.buf = bytearray()
+        if self.tick and data:
+            self.tick(len(data))
+
+
+class ArchiveWriter:
+    """Stream members into ``<dest>.partial``; ``finish`` adds the manifest and renames.
+
+    Use as a context manager: on an exception the partial file is removed.
+    """
+
+    def __init__(self, dest: Path, progress: Progress) -> None:
+        self.dest = dest
+        self.progress = progress
+        self.members: dict[str, dict[str, Any]] = {}
+        self.partial = dest.with_name(f".{dest.name}.partial")
+        self.out = _Compressor(self.partial)
+
+    def __enter__(self) -> ArchiveWriter:
+        return self
+
+    def __exit__(self, typ: object, exc: object, tb: object) -> None:
+        if exc is not None and self.partial.exists():
+            self.out.abort()
+            self.partial.unlink(missing_ok=True)
+
+    def add(self, name: str, write: Callable[[Any], object],
+            tick: Callable[[int], None] | None = None, hashed: bool = False) -> dict[str, Any]:
+        """Add one member produced by ``write(stream)``; returns its sha256 and size.
+
+        ``hashed``: ``write`` returns the ``sha256:`` digest of exactly what it wrote (as
+        create_layer does), so the data is not hashed a second time here.
+        """
+        if name in self.members or name == MANIFEST or len(name) >= 90:
+            raise InvalidArgument(f"bad archive member name {name!r}")
+        w = _Parts(self.out, name, tick, hashed)
+        digest = write(w)
+        if w.buf or not w.parts:
+            w.flush()
+        if w.hash is not None:
+            digest = "sha256:" + w.hash.hexdigest()
+        if not (isinstance(digest, str) and digest.startswith("sha256:")):
+            raise PyjailError(f"member {name}: the writer returned no digest")
+        entry = {"sha256": digest, "size": w.size, "parts": w.parts}
+        self.members[name] = entry
+        return entry
+
+    def add_bytes(self, name: str, data: bytes) -> dict[str, Any]:
+        return self.add(name, lambda out: out.write(data))
+
+    def finish(self, info: dict[str, Any]) -> dict[str, Any]:
+        """Manifest last, fsync, rename into place; returns Path, Size, Sha256, Manifest."""
+        manifest = {"Version": FORMAT_VERSION, **info, "Members": self.members}
+        data = json.dumps(manifest, indent=1, sort_keys=True).encode()
+        self.out.write(_tar_header(MANIFEST, len(data)) + data)
+        if len(data) % BLOCK:
+            self.out.write(bytes(BLOCK - len(data) % BLOCK))
+        self.out.write(bytes(2 * BLOCK))
+        digest, size = self.out.close(), self.out.size
+        os.replace(self.partial, self.dest)
+        fsync_dir(self.dest.parent)
+        total = sum(e["size"] for e in self.members.values())
+        self.progress(progress_message("Archive written", total, total))
+        return {"Path": str(self.dest), "Size": size, "Sha256": digest, "Manifest": manifest}
+
+
+class _Chunks:
+    """Exact-size reads over an iterator of byte chunks."""
+
+    def __init__(self, it: Iterator[bytes]) -> None:
+        self._it = it
+        self._buf = b""
+
+    def read(self, n: int) -> bytes:
+        while len(self._buf) < n:
+            chunk = next(self._it, None)
+            if chunk is None:
+                break
+            self._buf += chunk
+        data, self._buf = self._buf[:n], self._buf[n:]
+        return data
+
+    def drain(self) -> None:
+        for _ in self._it:
+            pass
+
+
+def read_archive(path: Path | str, dest: Path | None, progress: Progress | None = None
+                 ) -> dict[str, Any]:
+    """Check every member of the archive at ``path``; with ``dest``, also unpack there.
+
+    Returns the manifest. Raises DamagedArchive on any mismatch, missing or extra member,
+    truncation or decompression error; ``dest`` may then hold partial files (the caller
+    removes it) but nothing else has been touched.
+    """
+    seen: dict[str, dict[str, Any]] = {}
+    hashes: dict[str, Any] = {}
+    manifest: dict[str, Any] | None = None
+    try:
+        with open(path, "rb", buffering=0) as raw:
+            _, chunks = tarstream.decompressed_chunks(raw)
+            src = _Chunks(chunks)
+            while True:
+                head = src.read(BLOCK)
+                if len(head) < BLOCK:
+                    raise DamagedArchive("the archive is truncated")
+                if head == bytes(BLOCK):
+                    break
+                try:
+                    info = tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
+                except tarfile.TarError as e:
+                    raise DamagedArchive(f"bad tar header: {e}") from None
+                if manifest is not None:
+                    raise DamagedArchive(f"member {info.name!r} after the manifest")
+                if info.name == MANIFEST:
+                    body = _read_body(src, info.size, None, None, MANIFEST)
+                    try:
+                        manifest = json.loads(body)
+                    except ValueError:
+                        raise DamagedArchive("manifest.json is not JSON") from None
+                    continue
+                match = _PART_RE.match(info.name)
+                name = match.group(1) if match else ""
+                if not match or "/.." in "/" + name or name.startswith("/"):
+                    raise DamagedArchive(f"unexpected member {info.name!r}")
+                entry = seen.setdefault(name, {"sha256": "", "size": 0, "parts": 0})
+                if int(match.group(2)) != entry["parts"]:
+                    raise DamagedArchive(f"member {info.name} out of order")
+                h = hashes.setdefault(name, hashlib.sha256())
+                out = None
+                if dest is not None:
+                    target = dest / name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    out = open(target, "ab")  # noqa: SIM115 - closed below
+                try:
+                    _read_body(src, info.size, h, out, name)
+                finally:
+                    if out is not None:
+                        out.close()
+                entry["size"] += info.size
+                entry["parts"] += 1
+                entry["sha256"] = "sha256:" + h.hexdigest()
+                if progress:
+                    progress(progress_message(f"Verified {name}", info.size, info.size))
+            src.drain()   # surfaces decompressor errors (zstd checks its frame checksum at the end)
+    except DamagedArchive:
+        raise
+    except InvalidArgument as e:
+        raise DamagedArchive(f"the archive is damaged or truncated: {e}") from None
+    except OSError as e:
+        raise DamagedArchive(f"cannot read the archive: {e}") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("Members"), dict):
+        raise DamagedArchive("no manifest.json: not a complete pyjail backup")
+    if manifest.get("Version") != FORMAT_VERSION:
+        raise DamagedArchive(f"unsupported backup format version {manifest.get('Version')!r}")
+    expected = manifest["Members"]
+    for name, entry in expected.items():
+        got = seen.get(name)
+        if got is None:
+            raise DamagedArchive(f"member {name} is missing")
+        if got != {k: entry.get(k) for k in ("sha256", "size", "parts")}:
+            raise DamagedArchive(f"checksum mismatch for {name}")
+    extra = set(seen) - set(expected)
+    if extra:
+        raise DamagedArchive(f"members not in the manifest: {sorted(extra)}")
+    return manifest
+
+
+def _read_body(src: _Chunks, size: int, h: Any, out: BinaryIO | None, name: str) -> bytes:
+    """Read one tar member's data (and its padding); returns it only when not streamed."""
+    kept = bytearray()
+    remaining = size
+    while remaining:
+        chunk = src.read(min(remaining, CHUNK))
+        if not chunk:
+            raise DamagedArchive(f"the archive is truncated (in {name})")
+        remaining -= len(chunk)
+        if h is not None:
+            h.update(chunk)
+        if out is not None:
+            out.write(chunk)
+        elif h is None:
+            kept += chunk
+    if size % BLOCK:
+        src.read(BLOCK - size % BLOCK)
+    return bytes(kept)
