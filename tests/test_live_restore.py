@@ -36,8 +36,13 @@ def start_daemon(root: Path, sock: Path) -> subprocess.Popen:
          "-H", f"unix://{sock}", "--pidfile", str(root.parent / f"{root.name}.pid")],
         env=env, stdout=subprocess.DEVNULL, stderr=open(root.parent / f"{root.name}.log", "ab"))
     client = docker.DockerClient(base_url=f"unix://{sock}", timeout=30, version="1.44")
-    assert wait_for(client.ping, timeout=30), "daemon did not answer /_ping"
-    client.close()
+    try:
+        if not wait_for(client.ping, timeout=30):
+            proc.kill()  # never leave a daemon behind when the test cannot go on
+            proc.wait()
+            pytest.fail("daemon did not answer /_ping")
+    finally:
+        client.close()
     return proc
 
 
