@@ -51,6 +51,17 @@ def _lock_data_root(root: Path) -> int:
     return fd
 
 
+def _remove_empty_cgroup_parents() -> None:
+    """Drop the shared ``/pyjail`` cgroup parents once no container uses them (rmdir of a
+    cgroup that still has children fails, so another data root's containers are safe)."""
+    base = Path("/sys/fs/cgroup")
+    for parent in [base / "pyjail", *base.glob("*/pyjail")]:
+        try:
+            parent.rmdir()
+        except OSError:
+            pass
+
+
 class Engine:
     def __init__(self, data_root: str | os.PathLike[str] = DEFAULT_DATA_ROOT, *,
                  runtime: str = "builtin", start_supervisor: bool = True,
@@ -211,6 +222,7 @@ class Engine:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
             time.sleep(0.01)
+        _remove_empty_cgroup_parents()
 
     # -- convenience ------------------------------------------------------------------------
     def run(self, image: str, cmd: list[str] | None = None, *, name: str | None = None,
