@@ -119,3 +119,14 @@ def test_health_and_restart_notebook(daemon, tmp_path):
     assert text_of(output_of(nb, "state('crashy')")).strip() == "('exited', 2, 1)"
     assert text_of(output_of(nb, "%container logs crashy")).count("starting") == 3
     assert "restart" in text_of(output_of(nb, "events = %container events"))
+
+
+def test_backup_and_restore_notebook(daemon, tmp_path):
+    client = Client(daemon.host)
+    require_server(client, "GET", "/pyjail/v1/backups")
+    client.close()
+    _, _, nb = execute_notebook(NOTEBOOKS / "backup-and-restore.ipynb", daemon.host, tmp_path,
+                                timeout=120)
+    assert_no_errors(nb)
+    assert "notes-demo" in text_of(output_of(nb, "backups = %container backups"))
+    assert "written before the backup" in text_of(output_of(nb, "%container exec notes-restored"))
