@@ -21,7 +21,6 @@ from .containers.execs import ExecManager
 from .containers.manager import ContainerManager
 from .containers.model import Container
 from .events import EventBus
-from .fsutil import read_json
 from .images import ImageStore
 from .network import NetworkManager
 from .supervisor.client import SupervisorClient
@@ -86,6 +85,7 @@ class Engine:
                                            self.volumes, self.supervisor, self._emit,
                                            default_runtime=runtime)
         self.execs = ExecManager(self.containers)
+        self._stats_prev: dict[str, dict] = {}
         self.networks = NetworkManager(self.data_root, self.events.publish)  # pyjail.network
         self.networks.bind(self.containers)
         self.containers.networks = self.networks
@@ -99,7 +99,6 @@ class Engine:
         with self.containers.lock:
             self.containers.load()
         self.networks.reconcile(self.containers.all())  # pyjail.network: after a restart
-        self._stats_prev: dict[str, dict] = {}
         from .health import HealthMonitor
         self.health = HealthMonitor(self, autoheal_all=autoheal_all)
         self.containers.on_start_hooks.append(self.health.container_started)
@@ -324,6 +323,7 @@ class Engine:
 
     # -- observation ------------------------------------------------------------------------
     def stats(self, ref: str) -> dict:
+        """One Docker-shaped stats sample, with the previous call's sample as precpu."""
         c = self.containers.get(ref)
         current = stats_mod.sample(c.id, c.name, c.state["Pid"], c.running)
         previous = self._stats_prev.get(c.id)
@@ -377,13 +377,6 @@ class Engine:
                 else:
                     out.append({"Path": rel, "Kind": 1})
         return out
-
-    def read_exit_record(self, ref: str) -> dict | None:
-        c = self.containers.get(ref)
-        try:
-            return read_json(c.dir / "exit.json")
-        except FileNotFoundError:
-            return None
 
     @staticmethod
     def parse_time(value: str | int | float | None) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 from .runtime.cgroups import manager_for
 from .supervisor.logfile import rfc3339_nano
@@ -88,19 +87,3 @@ def with_previous(current: dict, previous: dict | None) -> dict:
         "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}
     current["preread"] = previous["read"] if previous else "0001-01-01T00:00:00Z"
     return current
-
-
-def cpu_percent(stats: dict) -> float:
-    """The docker CLI's formula, for clients that want a number."""
-    cur, pre = stats["cpu_stats"], stats.get("precpu_stats") or {}
-    cpu_delta = cur["cpu_usage"]["total_usage"] - pre.get("cpu_usage", {}).get("total_usage", 0)
-    sys_delta = cur.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
-    if cpu_delta > 0 and sys_delta > 0:
-        return cpu_delta / sys_delta * cur.get("online_cpus", 1) * 100.0
-    return 0.0
-
-
-def wait_interval(last_read: float, interval: float = 1.0) -> None:
-    left = interval - (time.monotonic() - last_read)
-    if left > 0:
-        time.sleep(left)

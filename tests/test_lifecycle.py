@@ -87,15 +87,14 @@ def test_pause_and_unpause_freeze_the_container(engine):
     c = engine.containers.create({"Image": "busybox", "Cmd": ["sleep", "100"]})
     try:
         engine.containers.start(c.id)
+        from pyjail.runtime.cgroups import manager_for
+        freezer = manager_for(f"/pyjail/{c.id}")
         engine.containers.pause(c.id)
-        assert c.status == "paused"
-        state = Path(f"/proc/{c.state['Pid']}/status").read_text()
-        assert wait_for(lambda: "State:\tD" in Path(f"/proc/{c.state['Pid']}/status").read_text()
-                        or "State:\tS" in state)
+        assert c.status == "paused" and freezer.is_frozen()
         with pytest.raises(errors.Conflict):
             engine.containers.pause(c.id)
         engine.containers.unpause(c.id)
-        assert c.status == "running"
+        assert c.status == "running" and not freezer.is_frozen()
     finally:
         engine.containers.remove(c.id, force=True)
 

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
+from pyjail.filters import labels_match
 
-def labels_match(labels: dict[str, str], filters: dict[str, list[str]]) -> bool:
-    """The ``label`` / ``label!`` prune filters (``key`` or ``key=value``)."""
-    for want in filters.get("label", []):
-        key, sep, value = want.partition("=")
-        if key not in labels or (sep and labels[key] != value):
-            return False
-    for unwanted in filters.get("label!", []):
-        key, sep, value = unwanted.partition("=")
-        if key in labels and (not sep or labels[key] == value):
-            return False
-    return True
+__all__ = ["event_matches", "labels_match"]
 
 
 def event_matches(event: dict, filters: dict[str, list[str]]) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from ..errors import InvalidArgument
+from ..filters import labels_match
 from ..supervisor.logfile import parse_rfc3339_nano
 from .model import Container
 
@@ -115,11 +116,8 @@ def matches(engine, c: Container, filters: dict, containers: list[Container]) ->
     names = _values(filters, "name")
     if names and not any(n.lstrip("/") in c.name.lstrip("/") for n in names):
         return False
-    labels = c.config.get("Labels") or {}
-    for value in _values(filters, "label"):
-        key, sep, want = value.partition("=")
-        if key not in labels or (sep and labels[key] != want):
-            return False
+    if not labels_match(c.config.get("Labels") or {}, {"label": _values(filters, "label")}):
+        return False
     statuses = _values(filters, "status")
     for s in statuses:
         if s not in STATUSES:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import errors
+from ..filters import labels_match
 from . import bridge as br
 from . import etcfiles, ipam, nat
 from .dns import DNS_ADDRESS, DnsServer
@@ -369,7 +370,7 @@ class NetworkManager:
         builtin = rec["Name"] in PREDEFINED
         if f.get("type") and ("builtin" if builtin else "custom") not in f["type"]:
             return False
-        if not _labels_match(rec.get("Labels") or {}, f):
+        if not labels_match(rec.get("Labels") or {}, f):
             return False
         for value in f.get("dangling", []):
             want = value.lower() in ("1", "true")
@@ -402,7 +403,7 @@ class NetworkManager:
             for rec in list(self.state.networks.values()):
                 if rec["Name"] in PREDEFINED or self.state.users(rec["Id"]):
                     continue
-                if not _labels_match(rec.get("Labels") or {}, filters):
+                if not labels_match(rec.get("Labels") or {}, filters):
                     continue
                 if until is not None and _created_ns(rec) > until:
                     continue
@@ -1056,18 +1057,6 @@ def _values(raw: Any) -> list[str]:
     if isinstance(raw, str):
         return [raw]
     return [str(v) for v in raw]
-
-
-def _labels_match(labels: dict, filters: dict[str, list[str]]) -> bool:
-    for want in filters.get("label", []):
-        key, sep, value = want.partition("=")
-        if key not in labels or (sep and labels[key] != value):
-            return False
-    for unwanted in filters.get("label!", []):
-        key, sep, value = unwanted.partition("=")
-        if key in labels and (not sep or labels[key] == value):
-            return False
-    return True
 
 
 def _until(values: list[str]) -> int | None:

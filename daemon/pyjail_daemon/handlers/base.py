@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from pyjail import errors
 
 from .. import errors as api_errors
 from ..context import API_VERSION, MIN_API_VERSION, DaemonContext
+from ..streams import iterate_in_thread
 
 T = TypeVar("T")
 
@@ -154,6 +156,19 @@ class ApiHandler(RequestHandler):
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(obj, separators=(",", ":")) + "\n")
+
+    async def stream_chunks(self, produce: Callable[[], Iterator[bytes]],
+                            content_type: str = "application/x-tar") -> None:
+        """Write a blocking generator's chunks as they come, from a worker thread; the
+        thread stops when the client goes away (iterate_in_thread sets its stop event)."""
+        self.set_header("Content-Type", content_type)
+        try:
+            async for chunk in iterate_in_thread(self.ctx.blocking, produce, threading.Event()):
+                self.write(chunk)
+                await self.flush()
+        except StreamClosedError:
+            return
+        self.end_stream()
 
     def end_stream(self) -> None:
         """Finish a streamed response, unless the client has already gone."""

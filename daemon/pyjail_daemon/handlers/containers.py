@@ -371,12 +371,6 @@ class ContainerStatsHandler(ApiHandler):
 class ContainerExportHandler(ApiHandler):
     """``GET /containers/{id}/export``: the merged filesystem as a tar, built without mounting."""
 
-    _stop: threading.Event
-
-    def on_connection_close(self) -> None:
-        if hasattr(self, "_stop"):
-            self._stop.set()
-
     async def get(self, ref: str) -> None:
         from pyjail.images.export import container_tree, tar_chunks
         engine = self.engine
@@ -387,18 +381,7 @@ class ContainerExportHandler(ApiHandler):
             return container_tree(c.dir / "diff", engine.images.layer_dirs(image))
 
         files = await self.call(tree)
-        self.set_header("Content-Type", "application/x-tar")
-        self._stop = threading.Event()
-        try:
-            async for chunk in iterate_in_thread(self.ctx.blocking, lambda: tar_chunks(files),
-                                                 self._stop):
-                self.write(chunk)
-                await self.flush()
-        except StreamClosedError:
-            return
-        finally:
-            self._stop.set()
-        self.end_stream()
+        await self.stream_chunks(lambda: tar_chunks(files))
 
 
 class ContainerPruneHandler(ApiHandler):

@@ -8,17 +8,13 @@ blobs are copied straight from the store), so a large image never sits in memory
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
-
-from tornado.iostream import StreamClosedError
 
 from pyjail import errors
 from pyjail.images import archive
 from pyjail.images import commit as commit_mod
 
-from ..streams import iterate_in_thread
 from .base import ApiHandler
 from .distribution import _ProgressStream
 
@@ -28,15 +24,7 @@ class _TarStream(ApiHandler):
 
     async def send_tar(self, make: Callable[[], Iterator[bytes]]) -> None:
         chunks = await self.call(lambda: _Primed(make()))
-        self.set_header("Content-Type", "application/x-tar")
-        stop = threading.Event()
-        try:
-            async for chunk in iterate_in_thread(self.ctx.blocking, lambda: chunks, stop):
-                self.write(chunk)
-                await self.flush()
-        except StreamClosedError:
-            return
-        self.end_stream()
+        await self.stream_chunks(lambda: chunks)
 
 
 class _Primed:
