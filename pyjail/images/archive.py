@@ -16,22 +16,22 @@ import hashlib
 import json
 import os
 import posixpath
-import shutil
 import tarfile
-import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from pyjail.errors import InvalidArgument, PyjailError
 from pyjail.images import reference as refs_mod
-from pyjail.images.blobs import canonical_json
+from pyjail.images import tarstream
+from pyjail.images.blobs import BlobWriter, canonical_json
 from pyjail.images.store import MEDIA_MANIFEST, Image, ImageStore, goarch
 
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 _DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 _CHUNK = 1 << 20
 _BLOCK = 512
+_SMALL = 64 << 10      # archive files up to this size stay in memory (configs, manifests)
+_MEMORY = 64 << 20     # ... up to this much in all; the rest goes to pending blobs
 
 
 # -- save ------------------------------------------------------------------------------------
@@ -129,108 +129,151 @@ def _save_stream(store: ImageStore, selection: list[tuple[Image, list[str]]]) ->
 # -- load ------------------------------------------------------------------------------------
 
 class _Archive:
-    """An archive unpacked into a temp dir: regular files and in-archive symlinks only."""
+    """An archive read in one pass: small files in memory, large ones straight into the
+    blob store as pending (temp, unsynced) blobs, hashed while written.
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    So a layer is read once, hashed once and written once before it is extracted; nothing
+    is visible in the store until ``ImageStore.add_distribution_image`` commits it.
+    """
+
+    def __init__(self, store: ImageStore) -> None:
+        self.store = store
+        self.small: dict[str, bytes] = {}
+        self.spooled: dict[str, BlobWriter] = {}
         self.links: dict[str, str] = {}
+        self._in_memory = 0
 
-    def unpack(self, src: BinaryIO) -> None:
+    def unpack(self, raw: BinaryIO) -> None:
         try:
-            with tarfile.open(fileobj=src, mode="r|*") as tf:
-                for m in tf:
-                    rel = posixpath.normpath("/" + m.name).lstrip("/")
-                    if not rel:
-                        continue
-                    if m.issym() or m.islnk():
-                        base = posixpath.dirname(rel) if m.issym() else ""
+            kind, chunks = tarstream.decompressed_chunks(raw)
+            src = tarstream.Source(chunks)
+            for m in tarstream.members(src):
+                rel = posixpath.normpath("/" + m.name).lstrip("/")
+                if not rel or m.type not in tarstream.REGULAR:
+                    if rel and m.type in (tarstream.SYM, tarstream.LNK):
+                        base = posixpath.dirname(rel) if m.type == tarstream.SYM else ""
                         self.links[rel] = posixpath.normpath(
                             "/" + posixpath.join(base, m.linkname)).lstrip("/")
-                        continue
-                    if not m.isreg():
-                        continue
-                    dest = self.root / rel
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    f = tf.extractfile(m)
-                    assert f is not None
-                    with open(dest, "wb") as out:
-                        shutil.copyfileobj(f, out, _CHUNK)
-        except (tarfile.TarError, EOFError) as exc:
+                    elif m.size:
+                        src.skip(m.size)
+                    continue
+                self._file(rel, m.size, src)
+            getattr(chunks, "close", lambda: None)()
+        except PyjailError as exc:
             raise InvalidArgument(f"invalid archive: {exc}") from None
 
-    def path(self, rel: str) -> Path:
+    def _file(self, rel: str, size: int, src: tarstream.Source) -> None:
+        self.small.pop(rel, None)
+        old = self.spooled.pop(rel, None)
+        if old is not None:
+            old.abort()
+        if size <= _SMALL and self._in_memory + size <= _MEMORY:
+            data = src.read(size)
+            if len(data) < size:
+                raise InvalidArgument("unexpected end of tar archive")
+            self.small[rel] = data
+            self._in_memory += size
+            return
+        w = self.store.blobs.writer()
+        self.spooled[rel] = w
+        for view in src.views(size):
+            w.write(view)
+        w.finish()
+
+    def close(self) -> None:
+        for w in self.spooled.values():
+            w.abort()
+
+    def resolve(self, rel: str) -> str:
         rel = posixpath.normpath("/" + rel).lstrip("/")
         for _ in range(10):
             if rel in self.links:
                 rel = self.links[rel]
-        p = self.root / rel
-        if not p.is_file():
+        if rel not in self.small and rel not in self.spooled:
             raise InvalidArgument(f"invalid archive: {rel} is missing")
-        return p
+        return rel
 
     def has(self, rel: str) -> bool:
         try:
-            self.path(rel)
+            self.resolve(rel)
             return True
         except InvalidArgument:
             return False
 
+    def read(self, rel: str) -> bytes:
+        rel = self.resolve(rel)
+        if rel in self.small:
+            return self.small[rel]
+        return self.spooled[rel].path.read_bytes()
+
     def json(self, rel: str) -> Any:
         try:
-            return json.loads(self.path(rel).read_bytes())
+            return json.loads(self.read(rel))
         except ValueError as exc:
             raise InvalidArgument(f"invalid archive: {rel}: {exc}") from None
 
+    def blob(self, rel: str) -> BlobWriter:
+        """The file as a pending blob (small files are written out on demand)."""
+        rel = self.resolve(rel)
+        w = self.spooled.get(rel)
+        if w is None:
+            w = self.store.blobs.writer()
+            self.spooled[rel] = w
+            w.write(self.small.pop(rel))
+            w.finish()
+        return w
 
-def _sha256(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb", buffering=0) as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-    return "sha256:" + h.hexdigest(), size
+    def head(self, rel: str) -> bytes:
+        """The first bytes of a file (its compression magic)."""
+        rel = self.resolve(rel)
+        if rel in self.small:
+            return self.small[rel][:8]
+        with open(self.spooled[rel].path, "rb") as f:
+            return f.read(8)
+
+    def digest(self, rel: str) -> str:
+        rel = self.resolve(rel)
+        if rel in self.small:
+            return "sha256:" + hashlib.sha256(self.small[rel]).hexdigest()
+        digest = self.spooled[rel].digest
+        assert digest is not None
+        return digest
 
 
-def _blob(arc: _Archive, digest: str, verified: dict[str, Path]) -> Path:
-    """blobs/<alg>/<hex>, checked against its digest."""
-    if digest in verified:
-        return verified[digest]
+def _blob(arc: _Archive, digest: str) -> str:
+    """blobs/<alg>/<hex>, checked against its digest; returns its path in the archive."""
     alg, _, hexpart = digest.partition(":")
     if alg != "sha256" or len(hexpart) != 64:
         raise InvalidArgument(f"unsupported digest {digest}")
-    path = arc.path(f"blobs/sha256/{hexpart}")
-    actual, _ = _sha256(path)
+    rel = f"blobs/sha256/{hexpart}"
+    actual = arc.digest(rel)
     if actual != digest:
         raise InvalidArgument(f"invalid archive: blob {digest} has digest {actual}")
-    verified[digest] = path
-    return path
+    return rel
 
 
-def _media(path: Path) -> str:
-    with open(path, "rb") as f:
-        head = f.read(4)
+def _media(head: bytes) -> str:
     if head[:2] == b"\x1f\x8b":
         return "application/vnd.oci.image.layer.v1.tar+gzip"
-    if head == b"\x28\xb5\x2f\xfd":
+    if head[:4] == b"\x28\xb5\x2f\xfd":
         return "application/vnd.oci.image.layer.v1.tar+zstd"
     return "application/vnd.oci.image.layer.v1.tar"
 
 
 class _Plan:
-    """One image to register: verified config, manifest, layers and names."""
+    """One image to register: verified config, manifest, layers (archive paths) and names."""
 
-    def __init__(self, config: bytes, manifest: bytes, layers: list[Path],
+    def __init__(self, config: bytes, manifest: bytes, layers: list[str],
                  tags: list[str]) -> None:
         self.config, self.manifest, self.layers, self.tags = config, manifest, layers, tags
         self.id = "sha256:" + hashlib.sha256(config).hexdigest()
 
 
-def _synth_manifest(config: bytes, layers: list[Path]) -> bytes:
+def _synth_manifest(arc: _Archive, config: bytes, layers: list[str]) -> bytes:
     descs = []
-    for p in layers:
-        digest, size = _sha256(p)
-        descs.append({"mediaType": _media(p), "digest": digest, "size": size})
+    for rel in layers:
+        w = arc.blob(rel)
+        descs.append({"mediaType": _media(arc.head(rel)), "digest": w.digest, "size": w.size})
     return canonical_json({
         "schemaVersion": 2, "mediaType": MEDIA_MANIFEST,
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
@@ -239,20 +282,18 @@ def _synth_manifest(config: bytes, layers: list[Path]) -> bytes:
         "layers": descs})
 
 
-def _plans_docker(arc: _Archive, verified: dict[str, Path]) -> list[_Plan]:
+def _plans_docker(arc: _Archive) -> list[_Plan]:
     """manifest.json (Docker's legacy and current formats)."""
     entries = arc.json("manifest.json")
     if not isinstance(entries, list):
         raise InvalidArgument("invalid archive: manifest.json is not a list")
     oci: dict[str, bytes] = {}   # config digest -> manifest bytes, from index.json
     if arc.has("index.json"):
-        for desc, data in _index_manifests(arc, verified):
+        for _desc, data in _index_manifests(arc):
             oci[json.loads(data)["config"]["digest"]] = data
-            del desc
     plans = []
     for e in entries:
-        cfg_path = arc.path(e["Config"])
-        config = cfg_path.read_bytes()
+        config = arc.read(e["Config"])
         config_id = "sha256:" + hashlib.sha256(config).hexdigest()
         stem = posixpath.basename(e["Config"]).removesuffix(".json")
         if len(stem) == 64 and all(c in "0123456789abcdef" for c in stem) and stem != \
@@ -261,11 +302,10 @@ def _plans_docker(arc: _Archive, verified: dict[str, Path]) -> list[_Plan]:
                                   f"{config_id}")
         layers = []
         for rel in e.get("Layers") or []:
-            p = arc.path(rel)
             parts = rel.split("/")
             if len(parts) == 3 and parts[0] == "blobs":
-                p = _blob(arc, f"{parts[1]}:{parts[2]}", verified)
-            layers.append(p)
+                rel = _blob(arc, f"{parts[1]}:{parts[2]}")
+            layers.append(arc.resolve(rel))
         try:
             diff_ids = json.loads(config)["rootfs"]["diff_ids"]
         except (ValueError, KeyError, TypeError):
@@ -273,39 +313,39 @@ def _plans_docker(arc: _Archive, verified: dict[str, Path]) -> list[_Plan]:
         if len(diff_ids) != len(layers):
             raise InvalidArgument(f"invalid archive: {e['Config']} lists {len(diff_ids)} "
                                   f"layers, manifest.json {len(layers)}")
-        for p, want in zip(layers, diff_ids, strict=True):
-            if _media(p).endswith(".tar"):   # plain tar: its digest is the diff_id
-                got = next((d for d, q in verified.items() if q == p), None) or _sha256(p)[0]
+        for rel, want in zip(layers, diff_ids, strict=True):
+            if _media(arc.head(rel)).endswith(".tar"):   # plain tar: its digest is the diff_id
+                got = arc.digest(rel)
                 if got != want:
-                    raise InvalidArgument(f"invalid archive: layer {p.relative_to(arc.root)} "
-                                          f"has diff_id {got}, the config says {want}")
-        manifest = oci.get(config_id) or _synth_manifest(config, layers)
+                    raise InvalidArgument(f"invalid archive: layer {rel} has diff_id {got}, "
+                                          f"the config says {want}")
+        manifest = oci.get(config_id) or _synth_manifest(arc, config, layers)
         plans.append(_Plan(config, manifest, layers, list(e.get("RepoTags") or [])))
     return plans
 
 
-def _index_manifests(arc: _Archive, verified: dict[str, Path],
-                     index: dict[str, Any] | None = None) -> Iterator[tuple[dict, bytes]]:
+def _index_manifests(arc: _Archive, index: dict[str, Any] | None = None,
+                     ) -> Iterator[tuple[dict, bytes]]:
     """Image manifests reachable from index.json (nested indexes: this platform's)."""
     index = index if index is not None else arc.json("index.json")
     for desc in index.get("manifests") or []:
-        data = _blob(arc, desc["digest"], verified).read_bytes()
+        data = arc.read(_blob(arc, desc["digest"]))
         body = json.loads(data)
         media = desc.get("mediaType") or body.get("mediaType", "")
         if media in (MEDIA_INDEX, _DOCKER_LIST) or "manifests" in body:
             chosen = [d for d in body.get("manifests") or []
                       if (d.get("platform") or {}).get("architecture", goarch()) == goarch()]
-            yield from _index_manifests(arc, verified, {"manifests": chosen[:1]})
+            yield from _index_manifests(arc, {"manifests": chosen[:1]})
             continue
         yield desc, data
 
 
-def _plans_oci(arc: _Archive, verified: dict[str, Path]) -> list[_Plan]:
+def _plans_oci(arc: _Archive) -> list[_Plan]:
     plans: dict[str, _Plan] = {}
-    for desc, data in _index_manifests(arc, verified):
+    for desc, data in _index_manifests(arc):
         body = json.loads(data)
-        config = _blob(arc, body["config"]["digest"], verified).read_bytes()
-        layers = [_blob(arc, d["digest"], verified) for d in body.get("layers") or []]
+        config = arc.read(_blob(arc, body["config"]["digest"]))
+        layers = [_blob(arc, d["digest"]) for d in body.get("layers") or []]
         ann = desc.get("annotations") or {}
         name = ann.get("io.containerd.image.name") or ""
         ref_name = ann.get("org.opencontainers.image.ref.name") or ""
@@ -320,16 +360,13 @@ def _plans_oci(arc: _Archive, verified: dict[str, Path]) -> list[_Plan]:
 
 def load(store: ImageStore, src: BinaryIO, progress: Callable[[str], None]) -> list[str]:
     """Load every image of an archive; returns the image ids. ``progress`` gets lines."""
-    # under layers/ with our pid in the name: the store's gc sweeps it after a crash
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-load-", dir=store.layers_dir))
+    arc = _Archive(store)
     try:
-        arc = _Archive(tmp)
         arc.unpack(src)
-        verified: dict[str, Path] = {}
         if arc.has("manifest.json"):
-            plans = _plans_docker(arc, verified)
+            plans = _plans_docker(arc)
         elif arc.has("index.json"):
-            plans = _plans_oci(arc, verified)
+            plans = _plans_oci(arc)
         else:
             raise InvalidArgument("invalid archive: no manifest.json or index.json")
         for plan in plans:   # validate everything before storing anything
@@ -346,7 +383,7 @@ def load(store: ImageStore, src: BinaryIO, progress: Callable[[str], None]) -> l
                         progress(f"The image {t} already exists, renaming the old one with "
                                  f"ID {old} to empty string\n")
             image = store.add_distribution_image(plan.config, plan.manifest,
-                                                 list(plan.layers), refs)
+                                                 [arc.blob(rel) for rel in plan.layers], refs)
             ids.append(image.id)
             if plan.tags:
                 for t in plan.tags:
@@ -355,4 +392,4 @@ def load(store: ImageStore, src: BinaryIO, progress: Callable[[str], None]) -> l
                 progress(f"Loaded image ID: {image.id}\n")
         return ids
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        arc.close()

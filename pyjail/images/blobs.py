@@ -36,7 +36,11 @@ def canonical_json(obj: Any) -> bytes:
 
 
 class BlobWriter:
-    """An open temp file that hashes what is written; ``commit`` names it by its digest."""
+    """An open temp file that hashes what is written; ``commit`` names it by its digest.
+
+    ``finish`` ends the writing and computes the digest without making the blob visible:
+    ``docker load`` spools every layer first and commits only once the archive checked out.
+    """
 
     def __init__(self, store: BlobStore) -> None:
         self._store = store
@@ -46,6 +50,7 @@ class BlobWriter:
         self._hash = hashlib.sha256()
         self.size = 0
         self.digest: str | None = None
+        self.committed = False
 
     def write(self, data: bytes | memoryview) -> int:
         self._hash.update(data)
@@ -55,25 +60,34 @@ class BlobWriter:
         self.size += len(data)
         return len(data)
 
+    def finish(self) -> str:
+        """No more writes: the digest of what was written."""
+        if self.digest is None:
+            self.digest = "sha256:" + self._hash.hexdigest()
+        return self.digest
+
     def commit(self) -> str:
         """fsync, rename to ``blobs/sha256/<hex>`` (unless that blob exists) and return it."""
+        digest = self.finish()
+        if self.committed:
+            return digest
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = -1
-        self.digest = "sha256:" + self._hash.hexdigest()
-        final = self._store.path(self.digest)
+        final = self._store.path(digest)
         if final.exists():
             self.path.unlink()
         else:
             os.rename(self.path, final)
             fsync_dir(self._store.dir)
-        return self.digest
+        self.committed = True
+        return digest
 
     def abort(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        if self.digest is None:
+        if not self.committed:
             self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> Self:

@@ -38,7 +38,7 @@ from pyjail.fsutil import atomic_write_json, fsync_dir, read_json
 from pyjail.images import changes as dockerfile_changes
 from pyjail.images import reference as refs_mod
 from pyjail.images import tarstream
-from pyjail.images.blobs import BlobStore, canonical_json
+from pyjail.images.blobs import BlobStore, BlobWriter, canonical_json
 from pyjail.images.layers import extract_stream, open_source
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -527,12 +527,23 @@ class ImageStore:
                     continue
         return self._blob_diffs.get(blob_digest)
 
-    def _ingest(self, tar: BinaryIO | str | os.PathLike[str]) -> tuple[str, str, int, str | None]:
+    def _ingest(self, tar: BinaryIO | str | os.PathLike[str] | BlobWriter,
+                ) -> tuple[str, str, int, str | None]:
         """Store a layer tar as a blob: (digest, compression, size, diff_id if known).
 
         gzip and zstd blobs are kept as they are (valid OCI layer media types); xz and
-        bzip2 are stored decompressed, since OCI has no media type for them.
+        bzip2 are stored decompressed, since OCI has no media type for them. A pending
+        ``BlobWriter`` (docker load) is committed as it is: no second copy, no second hash.
         """
+        if isinstance(tar, BlobWriter):
+            digest = tar.commit()
+            with open(self.blobs.path(digest), "rb") as f:
+                kind = tarstream.detect_compression(f.read(8))
+            if kind in ("gzip", "zstd"):
+                return digest, kind, tar.size, self._find_diff(digest)
+            if kind == "none":
+                return digest, kind, tar.size, digest
+            tar = self.blobs.path(digest)   # xz, bzip2: stored decompressed, as below
         with contextlib.ExitStack() as stack:
             raw: BinaryIO = (stack.enter_context(open(tar, "rb", buffering=0))
                              if isinstance(tar, (str, os.PathLike)) else tar)
@@ -553,7 +564,7 @@ class ImageStore:
                 return digest, kind, as_given.size, digest
             return digest, kind, as_given.size, self._find_diff(digest)
 
-    def _add_layer(self, tar: BinaryIO | str | os.PathLike[str],
+    def _add_layer(self, tar: BinaryIO | str | os.PathLike[str] | BlobWriter,
                    parent: str | None) -> tuple[dict[str, Any], str, str]:
         """Register one layer on top of ``parent``: (descriptor, diff_id, chain_id)."""
         digest, kind, size, diff_id = self._ingest(tar)
@@ -660,7 +671,7 @@ class ImageStore:
         return self._db_path(image_id).is_file()
 
     def add_distribution_image(self, config_bytes: bytes, manifest_bytes: bytes,
-                               layer_files: list[str | os.PathLike[str]],
+                               layer_files: list[str | os.PathLike[str] | BlobWriter],
                                references: list[refs_mod.Reference]) -> Image:
         """Register a pulled image from verified files: the config and manifest are kept
         byte for byte (so the id is the registry's config digest and the manifest digest its

@@ -297,6 +297,20 @@ class Source:
             self._set(chunk, step)
             view = self._view[:step]
 
+    def views(self, n: int) -> Iterator[memoryview]:
+        """The next ``n`` bytes as zero-copy slices of the buffered chunks."""
+        while n > 0:
+            if self._pos >= self._len:
+                chunk = self._next()
+                if not chunk:
+                    raise InvalidArgument("unexpected end of tar archive")
+                self._set(chunk, 0)
+            pos = self._pos
+            step = min(n, self._len - pos)
+            self._pos = pos + step
+            n -= step
+            yield self._view[pos:pos + step]
+
     def drain(self) -> None:
         """Consume the rest of the stream (so a hash covers the whole archive)."""
         self._pos = self._len

@@ -7,9 +7,14 @@ blobs are copied straight from the store), so a large image never sits in memory
 
 from __future__ import annotations
 
-import io
+import asyncio
+import collections
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from tornado.web import stream_request_body
 
 from pyjail import errors
 from pyjail.images import archive
@@ -63,18 +68,117 @@ class ImageGetHandler(ImagesGetHandler):
         await self._save([name])
 
 
+class _BodyReader:
+    """Request body chunks handed from the IOLoop to the loading thread as they arrive, so
+    the archive is parsed while it is still being received (and never sits in memory whole).
+
+    ``put`` waits while more than ``limit`` bytes are queued; ``read`` blocks for the next
+    chunk and returns b"" at the end of the body, or fails if the client went away.
+    """
+
+    def __init__(self, limit: int = 16 << 20) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._cond = threading.Condition()
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._queued = 0
+        self._limit = limit
+        self._state = ""          # "" receiving, "end" body complete, "gone" client left
+        self._room = asyncio.Event()
+        self._room.set()
+        self._abandoned = False
+
+    def abandon(self) -> None:
+        """The reader stopped (done or failed): drop what is queued and what still comes."""
+        with self._cond:
+            self._abandoned = True
+            self._chunks.clear()
+            self._queued = 0
+        self._loop.call_soon_threadsafe(self._room.set)
+
+    async def put(self, chunk: bytes) -> None:
+        await self._room.wait()
+        with self._cond:
+            if self._abandoned:
+                return
+            self._chunks.append(chunk)
+            self._queued += len(chunk)
+            if self._queued >= self._limit:
+                self._room.clear()
+            self._cond.notify()
+
+    def close(self, state: str = "end") -> None:
+        with self._cond:
+            if not self._state:
+                self._state = state
+            self._cond.notify()
+
+    def _wake(self) -> None:
+        if self._queued < self._limit:
+            self._room.set()
+
+    def read(self, n: int = -1) -> bytes:
+        with self._cond:
+            while not self._chunks and not self._state:
+                self._cond.wait()
+            if self._chunks:
+                chunk = self._chunks.popleft()
+                self._queued -= len(chunk)
+                if self._queued < self._limit:
+                    self._loop.call_soon_threadsafe(self._wake)
+                return chunk
+            if self._state == "gone":
+                raise errors.InvalidArgument("the client closed the connection during the load")
+            return b""
+
+    read1 = read
+
+
+@stream_request_body
 class ImageLoadHandler(_ProgressStream):
-    """``POST /images/load?quiet=``: streamed ``Loaded image: …`` lines."""
+    """``POST /images/load?quiet=``: streamed ``Loaded image: …`` lines; the archive is
+    loaded while it arrives."""
+
+    _body: _BodyReader | None = None
+
+    def prepare(self) -> None:
+        super().prepare()
+        self._body = body = _BodyReader()
+        self._lines: queue.SimpleQueue = queue.SimpleQueue()
+        store = self.engine.images
+        lines = self._lines
+
+        def load() -> list[str]:
+            try:
+                return archive.load(store, body, lambda line: lines.put({"stream": line}))
+            finally:
+                body.abandon()
+                lines.put(None)
+        self._loading = asyncio.ensure_future(self.call_blocking(load))
+
+    async def data_received(self, chunk: bytes) -> None:
+        assert self._body is not None
+        await self._body.put(chunk)
+
+    def on_connection_close(self) -> None:
+        if self._body is not None:
+            self._body.close("gone")
+
+    def on_finish(self) -> None:
+        if self._body is not None:
+            self._body.close("gone")
 
     async def post(self) -> None:
-        body = self.request.body
-        store = self.engine.images
+        assert self._body is not None
+        self._body.close()
+        loading, lines = self._loading, self._lines
 
-        def work(progress: Callable[[dict[str, Any]], None]) -> None:
-            ids = archive.load(store, io.BytesIO(body), lambda line: progress({"stream": line}))
-            for i in ids:
+        def relay(progress: Callable[[dict[str, Any]], None]) -> None:
+            while (msg := lines.get()) is not None:
+                progress(msg)
+            for i in loading.result():
                 self.engine._emit("image", "load", i)
-        await self.stream(work)
+        await asyncio.wait([loading])
+        await self.stream(relay)
 
 
 class CommitHandler(ApiHandler):
