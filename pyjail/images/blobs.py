@@ -7,6 +7,7 @@ fsynced, and only then renamed to their digest.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
@@ -22,6 +23,26 @@ from pyjail.fsutil import atomic_write_bytes, fsync_dir
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 TMP_PREFIX = ".tmp-"
 COPY_CHUNK = 1 << 20
+_WRITEBACK = 8 << 20      # start the disk write every 8 MiB, so the final fsync is short
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing a range to disk now (sync_file_range, no wait):
+    the data reaches the disk while we go on, instead of all at once in the fsync."""
+    if _LIBC is not None:
+        _LIBC.sync_file_range(fd, ctypes.c_int64(offset), ctypes.c_int64(length),
+                              _SYNC_FILE_RANGE_WRITE)
 
 
 def check_digest(digest: str) -> str:
@@ -51,6 +72,7 @@ class BlobWriter:
         self.size = 0
         self.digest: str | None = None
         self.committed = False
+        self._flushed = 0
 
     def write(self, data: bytes | memoryview) -> int:
         self._hash.update(data)
@@ -58,6 +80,9 @@ class BlobWriter:
         while view:
             view = view[os.write(self._fd, view):]
         self.size += len(data)
+        if self.size - self._flushed >= _WRITEBACK:
+            start_writeback(self._fd, self._flushed, self.size - self._flushed)
+            self._flushed = self.size
         return len(data)
 
     def finish(self) -> str:

@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 from pyjail.errors import InvalidArgument, PyjailError, UnsafePath
 from pyjail.images import tarstream
+from pyjail.images.blobs import start_writeback
 from pyjail.images.tarstream import BLK, CHR, DIR, FIFO, LNK, REGULAR, SYM, Member, Source
 
 WHITEOUT = ".wh."
@@ -30,6 +31,7 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_HOPS = 40
 _MAX_CACHED_DIRS = 1024
+_WRITEBACK_MIN = 1 << 20
 
 
 def _umask() -> int:
@@ -253,6 +255,8 @@ class _Extractor:
             if size:
                 src.write_to(fd, size)
                 self.size += size
+                if size >= _WRITEBACK_MIN:   # to disk while we go on: the layer's sync is short
+                    start_writeback(fd, 0, size)
             if m.mode != (mode & ~self.umask) or m.uid != self.euid or m.gid != self.egid \
                     or parent in self.setgid_dirs:
                 self._owner_and_mode(m, parent, fd, pfd, name, m.mode != (mode & ~self.umask))
