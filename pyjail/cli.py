@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "daemon":
         return _daemon(args)
+    if args.command == "storage":
+        return _storage(args)
     if args.command == "demo":
         if args.notebook:
             from .client.notebook_demo import run_demo
@@ -56,9 +58,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _render(result: Any, args: argparse.Namespace) -> int:
+    from .client.commands import BackupResult
     from .client.runner import RunResult
     from .client.tables import Table
-    if isinstance(result, Table):
+    if isinstance(result, BackupResult):
+        print(result.path)
+    elif isinstance(result, Table):
         if getattr(args, "live", False):
             return 0  # every sample was printed as it came
         print(result.to_text(no_trunc=getattr(args, "no_trunc", False)))
@@ -90,6 +95,24 @@ def _daemon(args: argparse.Namespace) -> int:
     status = daemonctl.status(args.host)
     print(status)
     return 0 if status.running else 1
+
+
+def _storage(args: argparse.Namespace) -> int:
+    """``storage migrate``: in this process, on the data root itself (no daemon runs)."""
+    from .errors import PyjailError
+    from .storage.migrate import migrate, set_config_data_root
+    source = args.source or args.data_root or DEFAULT_DATA_ROOT
+    try:
+        result = migrate(source, args.target, copy=args.copy,
+                         say=lambda m: print(m, file=sys.stderr))
+        if args.config:
+            set_config_data_root(args.config, result["To"])
+            print(f"{args.config}: data-root is now {result['To']}", file=sys.stderr)
+    except PyjailError as exc:
+        print(f"pyjail: {exc.message}", file=sys.stderr)
+        return 1
+    print(result["To"])
+    return 0
 
 
 def _bootstrap_locally(args: argparse.Namespace) -> bool:

@@ -65,6 +65,7 @@ ROUTES: list[tuple[str, type[RequestHandler]]] = [
     (r"/images/get", ia.ImagesGetHandler),
     (r"/images/load", ia.ImageLoadHandler),
     (r"/build", b.BuildHandler),
+    (r"/build/prune", s.BuildPruneHandler),
     (r"/commit", ia.CommitHandler),
     (rf"/images/{IMAGE}/json", i.ImageInspectHandler),
     (rf"/images/{IMAGE}/history", i.ImageHistoryHandler),

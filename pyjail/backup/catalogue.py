@@ -71,7 +71,14 @@ class Catalogue:
                 return self.root / cand
         raise errors.NotFound(f"No such backup: {name}")
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str) -> int:
+        """Remove an archive and its sidecar; returns the bytes they took."""
         path = self.path(name)
+        freed = path.stat().st_size
         os.unlink(path)
-        sidecar(path).unlink(missing_ok=True)
+        try:
+            freed += sidecar(path).stat().st_size
+            sidecar(path).unlink()
+        except FileNotFoundError:
+            pass
+        return freed

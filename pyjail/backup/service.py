@@ -129,9 +129,45 @@ class BackupService:
     def list(self) -> list[dict[str, Any]]:
         return self.catalogue.list()
 
-    def delete(self, name: str) -> None:
-        self.catalogue.delete(name)
+    def delete(self, name: str) -> int:
+        """Remove one archive; returns the bytes freed (archive plus sidecar)."""
+        freed = self.catalogue.delete(name)
         self.engine._emit("backup", "delete", name)
+        return freed
+
+    def prune(self, *, keep: int | None = None, max_age: float | None = None,
+              container: str = "", schedule: str = "") -> dict[str, Any]:
+        """Old archives of the catalogue: per container (or volume), keep the newest
+        ``keep`` and drop those older than ``max_age`` seconds. ``container``/``schedule``
+        narrow what is considered. Needs at least one of keep, max_age."""
+        if keep is None and max_age is None:
+            raise errors.InvalidArgument("backup prune needs keep or max_age")
+        if keep is not None and keep < 0 or max_age is not None and max_age < 0:
+            raise errors.InvalidArgument("keep and max_age must not be negative")
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for e in self.catalogue.list():
+            owner = e.get("Container") or ",".join(e.get("Volumes") or []) or e["Name"]
+            if container and container.lstrip("/") != owner.lstrip("/"):
+                continue
+            if schedule and e.get("Schedule") != schedule:
+                continue
+            groups.setdefault(owner, []).append(e)
+        limit = time.time() - max_age if max_age is not None else None
+        doomed = []
+        for entries in groups.values():
+            entries.sort(key=_created_unix, reverse=True)   # newest first
+            for i, e in enumerate(entries):
+                if (keep is not None and i >= keep) or (
+                        limit is not None and _created_unix(e) < limit):
+                    doomed.append(e["Name"])
+        deleted, freed = [], 0
+        for name in doomed:
+            try:
+                freed += self.delete(name)
+            except errors.NotFound:
+                continue
+            deleted.append(name)
+        return {"BackupsDeleted": deleted, "SpaceReclaimed": freed}
 
     # -- schedules --------------------------------------------------------------------------
     def _load(self) -> list[dict[str, Any]]:

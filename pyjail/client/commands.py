@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from . import errors, pyjail_api, runner, views
@@ -267,15 +268,28 @@ PRUNE = (Column("type"), Column("deleted", "int"), Column("space_reclaimed", "in
 def cmd_prune(s: Session, a: argparse.Namespace) -> Any:
     api = s.client.api
     given = filters(a.filter) or None
-    what = {"system": ["containers", "images"] + (["volumes"] if a.volumes else []),
+    if a.what == "backups":
+        if a.keep is None and a.max_age is None:
+            raise GrammarError("prune backups: give --keep N and/or --max-age DURATION")
+        answer = pyjail_api.prune_backups(s.client, a.keep, a.max_age, a.container or "")
+        ids = answer.get("BackupsDeleted") or []
+        return Table(PRUNE, [{"type": "backups", "deleted": len(ids),
+                              "space_reclaimed": answer.get("SpaceReclaimed") or 0,
+                              "ids": ids}])
+    what = {"system": ["containers", "images", "build-cache"]
+            + (["volumes"] if a.volumes else []),
             "containers": ["containers"], "images": ["images"],
-            "volumes": ["volumes"]}[a.what]
+            "volumes": ["volumes"], "build-cache": ["build-cache"]}[a.what]
     rows = []
     for kind in what:
         if a.what == "system" and kind != "containers" and not _serves(s, kind):
             continue
         with s.client.translated():
-            if kind == "containers":
+            if kind == "build-cache":
+                resp = api._post(api._url("/build/prune"), params={"all": a.all or None})
+                answer = api._result(resp, json=True)
+                ids = answer.get("CachesDeleted") or []
+            elif kind == "containers":
                 answer = api.prune_containers(filters=given)
                 ids = answer.get("ContainersDeleted") or []
             elif kind == "images":
@@ -295,6 +309,8 @@ def cmd_prune(s: Session, a: argparse.Namespace) -> Any:
 def _serves(s: Session, kind: str) -> bool:
     """System prune skips what the daemon does not implement (pyjail without images yet)."""
     api = s.client.api
+    if kind == "build-cache":
+        return True   # Docker and pyjail both serve /build/prune
     path = {"images": "/images/json", "volumes": "/volumes"}[kind]
     with s.client.translated():
         return api._get(api._url(path)).status_code != 404
@@ -339,16 +355,74 @@ def cmd_events(s: Session, a: argparse.Namespace) -> Any:
 
 
 # -- pyjail only ---------------------------------------------------------------------------
+class BackupResult(str):
+    """The backup's catalogue ID (what ``restore`` takes; a notebook keeps it in a
+    variable), carrying the archive's ``path``: the shell prints the path."""
+
+    path: str
+
+    def __new__(cls, backup_id: str, path: str) -> BackupResult:
+        obj = super().__new__(cls, backup_id)
+        obj.path = path
+        return obj
+
+
 def cmd_backup(s: Session, a: argparse.Namespace) -> Any:
-    return pyjail_api.backup(s.client, a.container, a.name, s.frontend, a.quiet)
+    """With ``-o`` the archive is also downloaded, and ``path`` is the local copy."""
+    result = pyjail_api.backup(s.client, a.container, a.name, s.frontend, a.quiet,
+                               mode=a.mode, with_image=a.with_image,
+                               include_binds=a.include_binds)
+    backup_id = str(result.get("ID") or "")
+    if a.output:
+        pyjail_api.download(s.client, backup_id, a.output)
+        target = os.path.join(a.output, backup_id) if os.path.isdir(a.output) else a.output
+        return BackupResult(backup_id, os.path.abspath(target))
+    return BackupResult(backup_id, str(result.get("Path") or backup_id))
 
 
 def cmd_restore(s: Session, a: argparse.Namespace) -> Any:
-    return pyjail_api.restore(s.client, a.backup, a.name, s.frontend, a.quiet)
+    return pyjail_api.restore(s.client, a.backup, a.name, s.frontend, a.quiet, force=a.force)
 
 
 def cmd_backups(s: Session, a: argparse.Namespace) -> Any:
     return views.backups_rows(pyjail_api.backups(s.client))
+
+
+def cmd_verify(s: Session, a: argparse.Namespace) -> Any:
+    """One line either way; a damaged archive is a ``BadRequest`` (non-zero exit)."""
+    answer = pyjail_api.verify(s.client, a.backup)
+    what = answer.get("Container") or answer.get("Kind") or "archive"
+    return f"{a.backup}: intact ({what}, {answer.get('Members', 0)} members)"
+
+
+SCHEDULES = (Column("id"), Column("target"), Column("when"), Column("keep", "int"),
+             Column("max_age", "float"), Column("mode"), Column("runs", "int"),
+             Column("next_run", "time"), Column("last_error"))
+
+
+def cmd_schedule(s: Session, a: argparse.Namespace) -> Any:
+    sub = a.schedule_command
+    if sub == "add":
+        if bool(a.container) == bool(a.volume):
+            raise GrammarError("schedule add: give a CONTAINER or --volume NAME (one of them)")
+        body = {"Container": a.container or "", "Volume": a.volume or "",
+                "Interval": a.every or 0, "Cron": a.cron or "", "Keep": a.keep,
+                "MaxAge": a.max_age, "Mode": a.mode, "WithImage": a.with_image}
+        return pyjail_api.add_schedule(s.client, body)["Id"]
+    if sub in ("rm", "remove"):
+        done = []
+        for sched_id in a.ids:
+            pyjail_api.remove_schedule(s.client, sched_id)
+            done.append(sched_id)
+        return done
+    rows = [{"id": x["Id"], "target": x.get("Container") or f"volume {x.get('Volume')}",
+             "when": x.get("Cron") or f"every {x.get('Interval')}s", "keep": x.get("Keep") or 0,
+             "max_age": float(x.get("MaxAge") or 0), "mode": x.get("Mode", ""),
+             "runs": x.get("Runs") or 0,
+             "next_run": datetime.fromtimestamp(x["NextRun"], UTC) if x.get("NextRun") else None,
+             "last_error": x.get("LastError") or ""}
+            for x in pyjail_api.schedules(s.client)]
+    return Table(SCHEDULES, rows)
 
 
 COMMANDS: dict[str, Handler] = {
@@ -358,7 +432,8 @@ COMMANDS: dict[str, Handler] = {
     "rm": cmd_rm, "pull": cmd_pull, "push": cmd_push, "build": cmd_build,
     "history": cmd_history, "tag": cmd_tag, "prune": cmd_prune, "df": cmd_df,
     "events": cmd_events, "backup": cmd_backup, "restore": cmd_restore,
-    "backups": cmd_backups, "image": cmd_image,
+    "backups": cmd_backups, "image": cmd_image, "verify": cmd_verify,
+    "schedule": cmd_schedule,
 }
 
 

@@ -143,7 +143,7 @@ class Client:
     # -- pyjail's own endpoints ---------------------------------------------------------------
     def pyjail_request(self, method: str, path: str, *, feature: str,
                        params: dict[str, Any] | None = None, json_body: Any = None,
-                       stream: bool = False) -> requests.Response:
+                       stream: bool = False, data: Any = None) -> requests.Response:
         """A request under ``/pyjail/v1/``; a missing endpoint is one clear ``NotSupported``."""
         if not self.is_pyjail:
             raise errors.NotSupported(
@@ -153,7 +153,8 @@ class Client:
         url = api.base_url + PYJAIL_PREFIX + path.lstrip("/")
         with self.translated():
             resp = api.request(method, url, params=params, json=json_body, stream=stream,
-                               timeout=None if stream else self.timeout)
+                               data=data, timeout=None if stream or data is not None
+                               else self.timeout)
         if resp.status_code < 400:
             return resp
         message = _error_message(resp)

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 DEFAULT_IMAGE = "busybox"
 
 # Subcommands only the shell has: they manage this host, not a daemon's objects.
-CLI_ONLY = ("daemon", "demo")
+CLI_ONLY = ("daemon", "demo", "storage")
 
 
 class GrammarError(Exception):
@@ -72,6 +72,22 @@ def duration_ns(text: str) -> int:
     if pos != len(text) or not text:
         raise argparse.ArgumentTypeError(f"invalid duration: {text!r} (use e.g. 30s, 1m30s)")
     return int(total)
+
+
+_DAYS = re.compile(r"(\d+(?:\.\d*)?)d")
+
+
+def duration_seconds(text: str) -> float:
+    """Schedules and retention: Go durations plus days (``7d``, ``1d12h``) → seconds."""
+    days = 0.0
+    match = _DAYS.match(text.strip())
+    rest = text.strip()
+    if match:
+        days, rest = float(match.group(1)), rest[match.end():]
+    seconds = days * 86400 + (duration_ns(rest) / 1e9 if rest else 0.0)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"invalid duration: {text!r} (use e.g. 30m, 6h, 7d)")
+    return seconds
 
 
 def positive_float(text: str) -> float:
@@ -270,12 +286,19 @@ def build_parser(prog: str = "pyjail", *, cli: bool = True) -> GrammarParser:
 
     p = _sub(sub, "prune", "remove stopped containers, dangling images, unused volumes")
     p.add_argument("what", nargs="?", default="system",
-                   choices=("system", "containers", "images", "volumes"),
-                   help="what to prune (default: system = containers and dangling images)")
-    p.add_argument("-a", "--all", action="store_true", help="images: all unused, not only "
-                                                              "dangling")
+                   choices=("system", "containers", "images", "volumes", "build-cache",
+                            "backups"),
+                   help="what to prune (default: system = containers, dangling images and "
+                        "the build cache)")
+    p.add_argument("-a", "--all", action="store_true",
+                   help="images: all unused, not only dangling; build-cache: every key")
     p.add_argument("--volumes", action="store_true", help="system: also unused volumes")
     p.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--keep", type=int, metavar="N",
+                   help="backups: keep the newest N of each container")
+    p.add_argument("--max-age", type=duration_seconds, metavar="DURATION",
+                   help="backups: drop those older than this, e.g. 7d")
+    p.add_argument("--container", metavar="NAME", help="backups: only this container's")
 
     p = _sub(sub, "df", "disk usage of images, containers and volumes")
     p.add_argument("-v", "--verbose", action="store_true", help="(accepted for docker parity)")
@@ -286,17 +309,55 @@ def build_parser(prog: str = "pyjail", *, cli: bool = True) -> GrammarParser:
     p.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--follow", action="store_true", help="keep streaming new events")
 
-    p = _sub(sub, "backup", "back up a container (pyjail daemons only)")
+    p = _sub(sub, "backup", "back up a container; prints the archive's path "
+                            "(pyjail daemons only)")
     p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("--mode", choices=("live", "pause", "stop"), default="live",
+                   help="live copy, freeze it meanwhile, or stop and restart it "
+                        "(default %(default)s)")
+    p.add_argument("--with-image", action="store_true", help="also store its image")
+    p.add_argument("--include-binds", action="store_true",
+                   help="also store the contents of its bind mounts")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="also download the archive to FILE (or into a directory)")
     p.add_argument("--name", metavar="NAME", help="name of the backup")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
 
     p = _sub(sub, "restore", "make a container from a backup (pyjail daemons only)")
-    p.add_argument("backup", metavar="BACKUP")
+    p.add_argument("backup", metavar="FILE|BACKUP",
+                   help="a local archive (uploaded) or a backup name from 'backups'")
     p.add_argument("--name", metavar="NAME", help="name of the restored container")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing container or volume of that name")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
 
     p = _sub(sub, "backups", "list backups (pyjail daemons only)")
+
+    p = _sub(sub, "verify", "check a backup archive: exit status 0 only if intact "
+                            "(pyjail daemons only)")
+    p.add_argument("backup", metavar="FILE|BACKUP",
+                   help="a local archive (uploaded) or a backup name from 'backups'")
+
+    p = _sub(sub, "schedule", "scheduled backups with retention (pyjail daemons only)")
+    ssub = p.add_subparsers(dest="schedule_command", metavar="SUBCOMMAND",
+                            parser_class=GrammarParser)
+    ssub.required = True
+    add = ssub.add_parser("add", help="back up a container (or --volume) on a schedule")
+    add.add_argument("container", nargs="?", metavar="CONTAINER")
+    add.add_argument("--volume", metavar="NAME", help="back up this volume instead")
+    when = add.add_mutually_exclusive_group(required=True)
+    when.add_argument("--every", type=duration_seconds, metavar="DURATION",
+                      help="interval, e.g. 30m, 6h, 90s")
+    when.add_argument("--cron", metavar="'M H DOM MON DOW'", help="5-field cron expression")
+    add.add_argument("--keep", type=int, default=0, metavar="N",
+                     help="keep only the newest N archives of this schedule")
+    add.add_argument("--max-age", type=duration_seconds, default=0, metavar="DURATION",
+                     help="drop archives of this schedule older than this, e.g. 7d, 48h")
+    add.add_argument("--mode", choices=("live", "pause", "stop"), default="live")
+    add.add_argument("--with-image", action="store_true")
+    ssub.add_parser("ls", help="list schedules", aliases=["list"])
+    rm = ssub.add_parser("rm", help="remove schedules", aliases=["remove"])
+    rm.add_argument("ids", nargs="+", metavar="ID")
 
     p = _sub(sub, "image", "image tools")
     image_sub = p.add_subparsers(dest="image_command", metavar="SUBCOMMAND",
@@ -361,6 +422,21 @@ def _add_cli_only(sub: Any) -> None:
     stop.add_argument("--pidfile", help="PID file (default /run/pyjail/pyjaild.pid)")
     stop.add_argument("--timeout", type=positive_float, default=15.0)
     dsub.add_parser("status", help="ping the daemon")
+
+    p = sub.add_parser("storage", help="where the data root lives")
+    stsub = p.add_subparsers(dest="storage_command", metavar="SUBCOMMAND",
+                             parser_class=GrammarParser)
+    stsub.required = True
+    mig = stsub.add_parser("migrate", help="move the data root (the daemon must be stopped, "
+                                           "no container running)")
+    mig.add_argument("--from", dest="source", metavar="DIR",
+                     help="current data root (default: --data-root, else /var/lib/pyjail)")
+    mig.add_argument("--to", dest="target", required=True, metavar="DIR",
+                     help="new data root (absent or empty)")
+    mig.add_argument("--config", metavar="FILE",
+                     help="daemon.json whose data-root to point at DIR afterwards")
+    mig.add_argument("--copy", action="store_true",
+                     help="copy, verify, then delete even on one filesystem (no rename)")
 
     p = sub.add_parser("demo", help="make the offline base image and run a demo container "
                                     "(--notebook: the quickstart notebook, headless)")

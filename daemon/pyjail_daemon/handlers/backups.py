@@ -134,6 +134,48 @@ class BackupListHandler(ApiHandler):
         self.write_json(await self.call(self.engine.backups.list))
 
 
+class BackupArchiveHandler(ApiHandler):
+    """``GET /pyjail/v1/backups/{name}/archive``: the archive's bytes, as stored.
+
+    ``X-Pyjail-Sha256`` carries the catalogue's digest so a client can check its copy.
+    """
+
+    async def get(self, name: str) -> None:
+        svc = self.engine.backups
+        path = await self.call(svc.catalogue.path, name)
+        entries = {e["Name"]: e for e in await self.call(svc.list)}
+        size = path.stat().st_size
+        self.set_header("Content-Length", str(size))
+        self.set_header("Content-Disposition", f'attachment; filename="{path.name}"')
+        digest = (entries.get(path.name) or {}).get("Sha256")
+        if digest:
+            self.set_header("X-Pyjail-Sha256", digest)
+
+        def chunks() -> Any:
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    yield chunk
+        await self.stream_chunks(chunks, "application/octet-stream")
+
+
+class BackupPruneHandler(ApiHandler):
+    """``POST /pyjail/v1/backups/prune?keep=N&max_age=SECONDS&container=&schedule=``."""
+
+    async def post(self) -> None:
+        def number(key: str, kind: type) -> Any:
+            text = self.query(key)
+            if text in (None, ""):
+                return None
+            try:
+                return kind(text)
+            except ValueError:
+                raise errors.InvalidArgument(f"invalid {key}: {text!r}") from None
+        opts = {"keep": number("keep", int), "max_age": number("max_age", float),
+                "container": self.query("container") or "",
+                "schedule": self.query("schedule") or ""}
+        self.write_json(await self.call_blocking(self.engine.backups.prune, **opts))
+
+
 class BackupHandler(ApiHandler):
     """``DELETE /pyjail/v1/backups/{name}``."""
 
@@ -176,6 +218,8 @@ ROUTES: list[tuple[str, type[ApiHandler]]] = [
     (rf"{P}/backups", BackupListHandler),
     (rf"{P}/backups/restore", RestoreHandler),
     (rf"{P}/backups/verify", VerifyHandler),
+    (rf"{P}/backups/prune", BackupPruneHandler),
+    (rf"{P}/backups/{ID}/archive", BackupArchiveHandler),
     (rf"{P}/backups/{ID}/restore", RestoreHandler),
     (rf"{P}/backups/{ID}/verify", VerifyHandler),
     (rf"{P}/backups/{ID}", BackupHandler),

@@ -124,8 +124,19 @@ class SystemDfHandler(ApiHandler):
             users = engine.containers.volume_users(vol["Name"])
             volumes.append({**vol, "UsageData": {"Size": engine.volumes.size(vol["Name"]),
                                                  "RefCount": len(users)}})
+        from pyjail.storage.buildcache import records
         return {"LayersSize": layers_size, "Images": images, "Containers": containers,
-                "Volumes": volumes, "BuildCache": []}
+                "Volumes": volumes, "BuildCache": records(engine)}
+
+
+class BuildPruneHandler(ApiHandler):
+    """``POST /build/prune?all=``: step images only the build cache keeps, and stale keys
+    (``all``: every key). ``keep-storage`` and filters are accepted and not applied."""
+
+    async def post(self) -> None:
+        from pyjail.storage.buildcache import prune
+        every = self.query_bool("all")
+        self.write_json(await self.call_blocking(lambda: prune(self.engine, all_keys=every)))
 
 
 class EventsHandler(ApiHandler):
