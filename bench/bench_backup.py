@@ -1,25 +1,39 @@
 #!/usr/bin/env python3
-"""Backup and restore throughput against plain ``tar | zstd`` of the same data.
+"""Backup and restore throughput against plain ``tar | zstd`` of the same data, side by side.
 
-A (stopped) container holds SIZE MB: half in its own filesystem (upper dir), half in a
-named volume; half of the bytes random, half repetitive text, so compression matters
-but does not dominate. Backup = ``engine.backups.backup`` (layer tars staged, packed
-through zstd, manifest, rename) vs ``tar -cf - -C upper . -C volume . | zstd -3 -T0``.
-Restore = ``engine.backups.restore`` into a second engine on another data root (verify
-everything, then create) vs ``zstd -dc | tar -xf -``. Page cache warm, best of N runs.
+A (stopped) container holds SIZE MB, half in its own filesystem (upper dir), half in a named
+volume. Each half is 80 % large files (8 files; odd ones random bytes, even ones repetitive
+log text) and 20 % small files (1-32 KiB, spread over 50 directories, also alternately
+random and text): about half the bytes compress well, half not at all.
 
-Usage: bench/bench_backup.py [SIZE_MB=500] [N=2]   (as root)
+Backup: ``engine.backups.backup(..., mode="stop")`` (the API call, timed with
+time.perf_counter around it: layer tars, checksums, zstd, manifest, fsync, rename,
+catalogue) vs ``tar -cf - -C upper . -C volume . | zstd -q -3 -T0 > f``.
+Restore: ``engine.backups.restore(..., force=True)`` into a second engine on its own data
+root (verify every checksum, then create container and volume) vs ``zstd -dc f | tar -x``
+into an empty directory. Removing the previous restore's result is done before the clock
+starts, for both, and so is a sync(). Page cache warm (one untimed run of each first); the order of the two
+sides alternates between runs; medians of N runs.
+
+Usage: bench/bench_backup.py [SIZE_MB=500] [N=5] [--profile]   (as root)
+``--profile`` runs one more backup and restore under cProfile (main thread only) and
+prints the top functions by cumulative and by own time.
 """
 
 from __future__ import annotations
 
+import cProfile
 import io
 import os
+import pstats
+import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,98 +42,147 @@ sys.path.insert(0, str(ROOT))
 from pyjail.engine import Engine  # noqa: E402
 from pyjail.images.bootstrap import build_rootfs_tar  # noqa: E402
 
-FILE_MB = 8
+LARGE_FILES = 8
+TEXT = b"2026-11-27T20:00:00Z INFO request served in 12 ms path=/api/v1/items id=%06d\n"
 
 
-def fill(directory: Path, megabytes: int) -> None:
-    """Files of FILE_MB: alternately random and repetitive."""
+def _payload(size: int, compressible: bool, rng: random.Random) -> bytes:
+    if not compressible:
+        return os.urandom(size)
+    lines = b"".join(TEXT % rng.randrange(1_000_000) for _ in range(256))
+    return (lines * (size // len(lines) + 1))[:size]
+
+
+def fill(directory: Path, megabytes: int, seed: int) -> tuple[int, int]:
+    """Large and small files totalling ``megabytes``; returns (files, bytes)."""
+    rng = random.Random(seed)
     directory.mkdir(parents=True, exist_ok=True)
-    text = (b"2026-11-27T20:00:00Z INFO request served in 12 ms path=/api/v1/items\n" * 20000)
-    for i in range(max(1, megabytes // FILE_MB)):
-        size = FILE_MB << 20
-        data = os.urandom(size) if i % 2 == 0 else (text * (size // len(text) + 1))[:size]
-        (directory / f"f{i:04d}.bin").write_bytes(data)
+    total = megabytes << 20
+    large = total * 8 // 10 // LARGE_FILES
+    files = written = 0
+    for i in range(LARGE_FILES):
+        (directory / f"large{i}.bin").write_bytes(_payload(large, i % 2 == 0, rng))
+        files, written = files + 1, written + large
+    while written < total:
+        size = min(rng.randrange(1024, 32 * 1024), total - written)
+        sub = directory / f"small{files % 50:02d}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"f{files:06d}").write_bytes(_payload(size, files % 2 == 0, rng))
+        files, written = files + 1, written + size
+    return files, written
 
 
-def best(fn, n: int) -> float:  # noqa: ANN001 - any callable
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+def timed(fn: Callable[[], object], before: Callable[[], object] | None = None) -> float:
+    if before is not None:
+        before()
+    os.sync()   # earlier runs' dirty pages are not this run's writeback
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def _rootfs() -> io.BytesIO:
+    out = io.BytesIO()
+    build_rootfs_tar("/bin/busybox", out, int(os.stat("/bin/busybox").st_mtime))
+    out.seek(0)
+    return out
+
+
+def profile(label: str, fn: Callable[[], object]) -> None:
+    prof = cProfile.Profile()
+    prof.enable()
+    fn()
+    prof.disable()
+    print(f"\n=== profile: {label} (main thread) ===")
+    stats = pstats.Stats(prof).strip_dirs()
+    stats.sort_stats("tottime").print_stats(14)
 
 
 def main() -> None:
-    size_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 500
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    size_mb = int(args[0]) if args else 500
+    n = int(args[1]) if len(args) > 1 else 5
     work = Path(tempfile.mkdtemp(prefix="pyjail-bench-backup-", dir="/var/tmp"))
     a = b = None
     try:
         a = Engine(work / "a", restart_policies=False)
         b = Engine(work / "b", restart_policies=False)
-        tar = io.BytesIO()
-        build_rootfs_tar("/bin/busybox", tar, int(os.stat("/bin/busybox").st_mtime))
-        tar.seek(0)
-        a.images.import_rootfs(tar, "busybox:latest", changes=['CMD ["sh"]'])
+        a.images.import_rootfs(_rootfs(), "busybox:latest", changes=['CMD ["sh"]'])
+        b.images.import_rootfs(_rootfs(), "busybox:latest", changes=['CMD ["sh"]'])
         c = a.containers.create({"Image": "busybox:latest", "Cmd": ["true"],
                                  "HostConfig": {"NetworkMode": "none",
                                                 "Binds": ["benchvol:/data"]}}, name="big")
         upper = c.dir / "diff"
         volume = Path(a.volumes.path("benchvol"))
-        fill(upper / "app", size_mb // 2)
-        fill(volume, size_mb // 2)
-        data_bytes = sum(f.stat().st_size for d in (upper, volume) for f in d.rglob("*")
-                         if f.is_file())
+        f1, b1 = fill(upper / "app", size_mb // 2, 1)
+        f2, b2 = fill(volume, size_mb // 2, 2)
+        mb = (b1 + b2) / 1e6
         ref_out = work / "ref.tar.zst"
+        ref_dest = work / "ref-restore"
+        archives: list[str] = []
 
         def ref_backup() -> None:
             subprocess.run(f"tar -cf - -C {upper} . -C {volume} . | zstd -q -3 -T0 -c "
                            f"> {ref_out}", shell=True, check=True)
 
-        archives: list[str] = []
-
         def our_backup() -> None:
             archives.append(a.backups.backup("big", mode="stop")["Path"])
 
-        ref_dest = work / "ref-restore"
-
-        def ref_restore() -> None:
+        def ref_clear() -> None:
             shutil.rmtree(ref_dest, ignore_errors=True)
             ref_dest.mkdir()
+
+        def ref_restore() -> None:
             subprocess.run(f"zstd -q -dc {ref_out} | tar -C {ref_dest} -xf -", shell=True,
                            check=True)
+
+        def our_clear() -> None:
+            for old in b.containers.all():
+                b.containers.remove(old.id, force=True)
+            if b.volumes.exists("benchvol"):
+                b.volumes.remove("benchvol", force=True)
+            for old in archives[:-1]:    # keep the disk from filling up
+                Path(old).unlink(missing_ok=True)
+            del archives[:-1]
 
         def our_restore() -> None:
             b.backups.restore(Path(archives[-1]), force=True)
 
         ref_backup()
-        our_backup()    # warm-up: page cache, imports
-        t_ref_b, t_our_b = best(ref_backup, n), best(our_backup, n)
-        b.images.import_rootfs(io.BytesIO(_rootfs()), "busybox:latest", changes=['CMD ["sh"]'])
+        our_backup()       # warm-up: page cache, imports
+        times: dict[str, list[float]] = {"ref_b": [], "our_b": [], "ref_r": [], "our_r": []}
+        for i in range(n):
+            pairs = [("ref_b", ref_backup), ("our_b", our_backup)]
+            for key, fn in pairs if i % 2 == 0 else pairs[::-1]:
+                times[key].append(timed(fn))
+        ref_clear()
         ref_restore()
-        our_restore()
-        t_ref_r, t_our_r = best(ref_restore, n), best(our_restore, n)
-        mb = data_bytes / 1e6
-        print(f"data: {mb:.0f} MB; archive: ours {os.path.getsize(archives[-1]) / 1e6:.0f} MB, "
-              f"tar|zstd {ref_out.stat().st_size / 1e6:.0f} MB; best of {n}")
-        print(f"backup : pyjail {mb / t_our_b:7.0f} MB/s ({t_our_b:.2f} s)   "
-              f"tar|zstd {mb / t_ref_b:7.0f} MB/s ({t_ref_b:.2f} s)   "
-              f"ratio (pyjail/ref throughput) {t_ref_b / t_our_b:.2f}")
-        print(f"restore: pyjail {mb / t_our_r:7.0f} MB/s ({t_our_r:.2f} s)   "
-              f"zstd|tar {mb / t_ref_r:7.0f} MB/s ({t_ref_r:.2f} s)   "
-              f"ratio (pyjail/ref throughput) {t_ref_r / t_our_r:.2f}")
+        our_clear()
+        our_restore()      # warm-up
+        for i in range(n):
+            pairs = [("ref_r", ref_restore, ref_clear), ("our_r", our_restore, our_clear)]
+            for key, fn, clear in pairs if i % 2 == 0 else pairs[::-1]:
+                times[key].append(timed(fn, clear))
+        med = {k: statistics.median(v) for k, v in times.items()}
+        print(f"data: {mb:.0f} MB in {f1 + f2} files ({2 * LARGE_FILES} large); archive: ours "
+              f"{os.path.getsize(archives[-1]) / 1e6:.0f} MB, tar|zstd "
+              f"{ref_out.stat().st_size / 1e6:.0f} MB; medians of {n}; {os.cpu_count()} CPUs")
+        for label, ours, ref, other in (("backup ", "our_b", "ref_b", "tar|zstd"),
+                                        ("restore", "our_r", "ref_r", "zstd|tar")):
+            print(f"{label}: pyjail {mb / med[ours]:5.0f} MB/s ({med[ours]:.2f} s)   "
+                  f"{other} {mb / med[ref]:5.0f} MB/s ({med[ref]:.2f} s)   "
+                  f"ratio {med[ref] / med[ours]:.2f}   "
+                  f"[runs pyjail {' '.join(f'{t:.2f}' for t in times[ours])}; "
+                  f"ref {' '.join(f'{t:.2f}' for t in times[ref])}]")
+        if "--profile" in sys.argv:
+            profile("backup", our_backup)
+            our_clear()
+            profile("restore", our_restore)
     finally:
         for e in (a, b):
             if e is not None:
                 e.shutdown_supervisor()
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _rootfs() -> bytes:
-    out = io.BytesIO()
-    build_rootfs_tar("/bin/busybox", out, int(os.stat("/bin/busybox").st_mtime))
-    return out.getvalue()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import json
 import os
+import queue
 import re
 import shutil
 import subprocess
@@ -23,11 +24,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from ..errors import InvalidArgument, PyjailError
 from ..fsutil import fsync_dir
-from ..images import tarstream
+from ..images import layers, tarstream
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -36,6 +37,7 @@ CHUNK = 1 << 20
 PART = 16 << 20
 _PART_RE = re.compile(r"^(.+)\.p(\d{5})$")
 Progress = Callable[[dict[str, Any]], None]
+Unpack = Callable[[str], bool | None]
 
 
 class DamagedArchive(InvalidArgument):
@@ -244,91 +246,224 @@ class ArchiveWriter:
         return {"Path": str(self.dest), "Size": size, "Sha256": digest, "Manifest": manifest}
 
 
-class _Chunks:
-    """Exact-size reads over an iterator of byte chunks."""
+class _Stream:
+    """The decompressed archive as a cursor over byte chunks.
+
+    Member bodies come out as the decompressor's own chunks (sliced only where a header
+    sits inside one), so file data is never concatenated or copied on its way through.
+    """
 
     def __init__(self, it: Iterator[bytes]) -> None:
         self._it = it
         self._buf = b""
+        self._pos = 0
+
+    def _fill(self) -> bool:
+        for chunk in self._it:
+            if chunk:
+                self._buf, self._pos = chunk, 0
+                return True
+        return False
 
     def read(self, n: int) -> bytes:
-        while len(self._buf) < n:
-            chunk = next(self._it, None)
-            if chunk is None:
+        """Up to ``n`` bytes (fewer only at the end): for headers and padding."""
+        parts = []
+        while n:
+            if self._pos >= len(self._buf) and not self._fill():
                 break
-            self._buf += chunk
-        data, self._buf = self._buf[:n], self._buf[n:]
-        return data
+            piece = self._buf[self._pos:self._pos + n]
+            self._pos += len(piece)
+            n -= len(piece)
+            parts.append(piece)
+        return b"".join(parts)
+
+    def body(self, n: int, name: str) -> Iterator[bytes]:
+        """Exactly the next ``n`` bytes, as chunks; DamagedArchive when the stream ends first."""
+        while n:
+            if self._pos >= len(self._buf) and not self._fill():
+                raise DamagedArchive(f"the archive is truncated (in {name})")
+            if self._pos == 0 and len(self._buf) <= n:
+                chunk = self._buf
+            else:
+                chunk = self._buf[self._pos:self._pos + n]
+            self._pos += len(chunk)
+            n -= len(chunk)
+            yield chunk
 
     def drain(self) -> None:
+        self._pos = len(self._buf)
         for _ in self._it:
             pass
 
 
-def read_archive(path: Path | str, dest: Path | None, progress: Progress | None = None
-                 ) -> dict[str, Any]:
+class _Hasher:
+    """sha256 on a thread of its own: hashlib drops the GIL for large buffers, so hashing a
+    member overlaps writing it out (and the decompressor) instead of adding to it."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="pyjail-backup-hash")
+        self._thread.start()
+        self._digest = ""
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self._hash.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self._queue.put(chunk)
+
+    def digest(self) -> str:
+        """``sha256:<hex>`` of everything passed so far; ends the thread."""
+        if not self._digest:
+            self._queue.put(None)
+            self._thread.join()
+            self._digest = "sha256:" + self._hash.hexdigest()
+        return self._digest
+
+
+class _Reader:
+    """One pass over an archive: checksums every member, optionally unpacks it."""
+
+    def __init__(self, src: _Stream, dest: Path | None, unpack: Unpack | None,
+                 progress: Progress | None) -> None:
+        self.src, self.dest, self.unpack, self.progress = src, dest, unpack, progress
+        self.seen: dict[str, dict[str, Any]] = {}
+        self.hashes: dict[str, _Hasher] = {}
+        self.manifest: dict[str, Any] | None = None
+        self.pending: bytes | None = None    # a header read ahead by a multi-part member
+        self.unpacked: list[str] = []        # directories holding extracted trees (and symlinks)
+
+    def header(self) -> tarfile.TarInfo | None:
+        """The next member's header; None at the end-of-archive block."""
+        head, self.pending = self.pending or self.src.read(BLOCK), None
+        if len(head) < BLOCK:
+            raise DamagedArchive("the archive is truncated")
+        if head == bytes(BLOCK):
+            return None
+        try:
+            return tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
+        except tarfile.TarError as e:
+            raise DamagedArchive(f"bad tar header: {e}") from None
+
+    def part(self, info: tarfile.TarInfo, current: str) -> tuple[str, dict[str, Any]]:
+        """The logical member and its running entry for the part ``info``, checked."""
+        match = _PART_RE.match(info.name)
+        name = match.group(1) if match else ""
+        if not match or "/.." in "/" + name or name.startswith("/") or "/./" in f"/{name}/" \
+                or any(name.startswith(u + "/") for u in self.unpacked):
+            raise DamagedArchive(f"unexpected member {info.name!r}")
+        entry = self.seen.setdefault(name, {"sha256": "", "size": 0, "parts": 0})
+        if int(match.group(2)) != entry["parts"] or (entry["parts"] and name != current):
+            raise DamagedArchive(f"member {info.name} out of order")
+        return name, entry
+
+    def run(self) -> None:
+        current = ""
+        while (info := self.header()) is not None:
+            if self.manifest is not None:
+                raise DamagedArchive(f"member {info.name!r} after the manifest")
+            if info.name == MANIFEST:
+                body = b"".join(self.src.body(info.size, MANIFEST))
+                self.src.read(-info.size % BLOCK)
+                try:
+                    self.manifest = json.loads(body)
+                except ValueError:
+                    raise DamagedArchive("manifest.json is not JSON") from None
+                continue
+            name, entry = self.part(info, current)
+            current = name
+            overlay = self.unpack(name) if self.unpack and self.dest is not None else None
+            if overlay is not None and not entry["parts"]:
+                self.unpack_member(name, info, overlay)
+            else:
+                self.store_part(name, info)
+        self.src.drain()   # surfaces decompressor errors (zstd checks its frame checksum at the end)
+        for name, h in self.hashes.items():
+            self.seen[name]["sha256"] = h.digest()
+
+    def _chunks(self, name: str, size: int) -> Iterator[bytes]:
+        """One part's data, hashed and counted; its padding skipped."""
+        h = self.hashes.get(name) or self.hashes.setdefault(name, _Hasher())
+        for chunk in self.src.body(size, name):
+            h.update(chunk)
+            yield chunk
+        self.src.read(-size % BLOCK)
+        entry = self.seen[name]
+        entry["size"] += size
+        entry["parts"] += 1
+        if self.progress:
+            self.progress(progress_message(f"Verified {name}", size, size))
+
+    def store_part(self, name: str, info: tarfile.TarInfo) -> None:
+        if self.dest is None:
+            for _ in self._chunks(name, info.size):
+                pass
+            return
+        target = self.dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "ab", buffering=0) as out:
+            for chunk in self._chunks(name, info.size):
+                out.write(chunk)
+
+    def unpack_member(self, name: str, info: tarfile.TarInfo, for_overlay: bool) -> None:
+        """Extract a layer member into ``dest/name/`` as it streams past, across its parts."""
+        assert self.dest is not None
+        target = self.dest / name
+        self.unpacked.append(name)
+        target.mkdir(parents=True)
+
+        def data() -> Iterator[bytes]:
+            part, size = 0, info.size
+            while True:
+                yield from self._chunks(name, size)
+                head = self.src.read(BLOCK)
+                try:
+                    nxt = tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
+                except tarfile.TarError:
+                    nxt = None
+                if nxt is None or nxt.name != f"{name}.p{part + 1:05d}":
+                    self.pending = head
+                    return
+                part, size = part + 1, nxt.size
+
+        chunks = data()
+        layers.extract_stream(tarstream.Source(chunks), target, for_overlay=for_overlay)
+        for _ in chunks:   # what follows the layer's end-of-archive block counts too
+            pass
+
+
+def read_archive(path: Path | str, dest: Path | None, progress: Progress | None = None,
+                 unpack: Unpack | None = None) -> dict[str, Any]:
     """Check every member of the archive at ``path``; with ``dest``, also unpack there.
 
-    Returns the manifest. Raises DamagedArchive on any mismatch, missing or extra member,
-    truncation or decompression error; ``dest`` may then hold partial files (the caller
-    removes it) but nothing else has been touched.
+    Members are written to ``dest/<name>``; those for which ``unpack(name)`` is a bool are
+    layer tars extracted into the directory ``dest/<name>/`` instead (the bool is
+    ``for_overlay``), in the same pass: one read, one write. Returns the manifest. Raises
+    DamagedArchive on any mismatch, missing or extra member, truncation, decompression
+    error or malformed layer; ``dest`` may then hold partial files (the caller removes it)
+    but nothing else has been touched.
     """
-    seen: dict[str, dict[str, Any]] = {}
-    hashes: dict[str, Any] = {}
-    manifest: dict[str, Any] | None = None
+    reader: _Reader | None = None
     try:
         with open(path, "rb", buffering=0) as raw:
             _, chunks = tarstream.decompressed_chunks(raw)
-            src = _Chunks(chunks)
-            while True:
-                head = src.read(BLOCK)
-                if len(head) < BLOCK:
-                    raise DamagedArchive("the archive is truncated")
-                if head == bytes(BLOCK):
-                    break
-                try:
-                    info = tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
-                except tarfile.TarError as e:
-                    raise DamagedArchive(f"bad tar header: {e}") from None
-                if manifest is not None:
-                    raise DamagedArchive(f"member {info.name!r} after the manifest")
-                if info.name == MANIFEST:
-                    body = _read_body(src, info.size, None, None, MANIFEST)
-                    try:
-                        manifest = json.loads(body)
-                    except ValueError:
-                        raise DamagedArchive("manifest.json is not JSON") from None
-                    continue
-                match = _PART_RE.match(info.name)
-                name = match.group(1) if match else ""
-                if not match or "/.." in "/" + name or name.startswith("/"):
-                    raise DamagedArchive(f"unexpected member {info.name!r}")
-                entry = seen.setdefault(name, {"sha256": "", "size": 0, "parts": 0})
-                if int(match.group(2)) != entry["parts"]:
-                    raise DamagedArchive(f"member {info.name} out of order")
-                h = hashes.setdefault(name, hashlib.sha256())
-                out = None
-                if dest is not None:
-                    target = dest / name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    out = open(target, "ab")  # noqa: SIM115 - closed below
-                try:
-                    _read_body(src, info.size, h, out, name)
-                finally:
-                    if out is not None:
-                        out.close()
-                entry["size"] += info.size
-                entry["parts"] += 1
-                entry["sha256"] = "sha256:" + h.hexdigest()
-                if progress:
-                    progress(progress_message(f"Verified {name}", info.size, info.size))
-            src.drain()   # surfaces decompressor errors (zstd checks its frame checksum at the end)
+            try:
+                reader = _Reader(_Stream(chunks), dest, unpack, progress)
+                reader.run()
+            finally:
+                getattr(chunks, "close", lambda: None)()
     except DamagedArchive:
         raise
     except InvalidArgument as e:
         raise DamagedArchive(f"the archive is damaged or truncated: {e}") from None
     except OSError as e:
         raise DamagedArchive(f"cannot read the archive: {e}") from None
+    finally:
+        for h in reader.hashes.values() if reader else ():
+            h.digest()   # ends its thread
+    manifest, seen = reader.manifest, reader.seen
     if not isinstance(manifest, dict) or not isinstance(manifest.get("Members"), dict):
         raise DamagedArchive("no manifest.json: not a complete pyjail backup")
     if manifest.get("Version") != FORMAT_VERSION:
@@ -344,23 +479,3 @@ def read_archive(path: Path | str, dest: Path | None, progress: Progress | None 
     if extra:
         raise DamagedArchive(f"members not in the manifest: {sorted(extra)}")
     return manifest
-
-
-def _read_body(src: _Chunks, size: int, h: Any, out: BinaryIO | None, name: str) -> bytes:
-    """Read one tar member's data (and its padding); returns it only when not streamed."""
-    kept = bytearray()
-    remaining = size
-    while remaining:
-        chunk = src.read(min(remaining, CHUNK))
-        if not chunk:
-            raise DamagedArchive(f"the archive is truncated (in {name})")
-        remaining -= len(chunk)
-        if h is not None:
-            h.update(chunk)
-        if out is not None:
-            out.write(chunk)
-        elif h is None:
-            kept += chunk
-    if size % BLOCK:
-        src.read(BLOCK - size % BLOCK)
-    return bytes(kept)

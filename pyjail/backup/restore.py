@@ -1,15 +1,21 @@
 """Restoring a backup: verify everything, then create — or create nothing.
 
 The whole archive is unpacked into a staging directory and checked against its manifest
-before the first object exists. Conflicts (a container or volume of that name) are found
-before anything is created too; ``force`` replaces them. If a step after that fails, what
-this restore created is removed again.
+before the first object exists, in one pass: the container filesystem and the volumes are
+extracted there as they stream past, then renamed into place (staging sits on the data
+root's filesystem, so that costs one rename per top-level entry, not a second copy).
+Conflicts (a container or volume of that name) are found before anything is created too;
+``force`` replaces them. If a step after that fails, what this restore created is removed
+again.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
+import stat
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +39,64 @@ def _clear_dir(path: Path) -> None:
             shutil.rmtree(entry)
         else:
             entry.unlink()
+
+
+def _unpacked(name: str) -> bool | None:
+    """Members extracted during the verify pass (the bool is for_overlay); others stay files.
+
+    Bind contents stay tars: their host paths may be on any filesystem.
+    """
+    if name == "rootfs.tar":
+        return True
+    if name.startswith("volumes/"):
+        return False
+    return None
+
+
+def _move_tree(src: Path, dst: Path) -> None:
+    """Move the entries of the unpacked tree ``src`` into the directory ``dst``.
+
+    Entries in the way are replaced, directories already there merged (taking the staged
+    owner, mode and times); across filesystems the entries are copied instead.
+    """
+    for name in os.listdir(src):
+        s, d = src / name, dst / name
+        s_st = os.lstat(s)
+        try:
+            d_st = os.lstat(d)
+        except FileNotFoundError:
+            d_st = None
+        if d_st is not None:
+            if stat.S_ISDIR(d_st.st_mode) and stat.S_ISDIR(s_st.st_mode):
+                _move_tree(s, d)
+                os.chown(d, s_st.st_uid, s_st.st_gid)
+                os.chmod(d, stat.S_IMODE(s_st.st_mode))
+                os.utime(d, ns=(s_st.st_atime_ns, s_st.st_mtime_ns))
+                continue
+            if stat.S_ISDIR(d_st.st_mode):
+                shutil.rmtree(d)
+            else:
+                d.unlink()
+        try:
+            os.rename(s, d)
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+            _copy_across(s, d)
+
+
+def _copy_across(src: Path, dst: Path) -> None:
+    """The slow path of _move_tree: copy with owners, modes and times (symlinks as links)."""
+    if src.is_dir() and not src.is_symlink():
+        shutil.copytree(src, dst, symlinks=True)
+        for dirpath, dirs, files in os.walk(src):
+            for entry in [dirpath, *(os.path.join(dirpath, n) for n in dirs + files)]:
+                st = os.lstat(entry)
+                os.lchown(Path(dst) / os.path.relpath(entry, src), st.st_uid, st.st_gid)
+    else:
+        shutil.copy2(src, dst, follow_symlinks=False)
+        st = os.lstat(src)
+        os.lchown(dst, st.st_uid, st.st_gid)
 
 
 def _ensure_image(engine: Engine, record: dict[str, Any], staged: Path,
@@ -70,7 +134,7 @@ def restore_archive(engine: Engine, path: Path, staging: Path, *, name: str | No
     staging.mkdir(parents=True, exist_ok=True)
     try:
         report(progress_message("Verifying archive"))
-        manifest = read_archive(path, staging, report)
+        manifest = read_archive(path, staging, report, unpack=_unpacked)
         if manifest.get("Kind") == "volume":
             return _restore_volume(engine, manifest, staging, name, force, report)
         if start is None:
@@ -104,7 +168,7 @@ def _check_volume(engine: Engine, name: str, force: bool, replaced: set[str] | N
             raise errors.Conflict(f"volume {name} is in use by running containers {running}")
 
 
-def _fill_volume(engine: Engine, name: str, tar: Path, labels: dict | None,
+def _fill_volume(engine: Engine, name: str, tree: Path, labels: dict | None,
                  report: Progress) -> None:
     existed = engine.volumes.exists(name)
     vol = engine.volumes.create(name, labels=labels)
@@ -113,7 +177,7 @@ def _fill_volume(engine: Engine, name: str, tar: Path, labels: dict | None,
     data = Path(vol["Mountpoint"])
     _clear_dir(data)
     report(progress_message(f"Restoring volume {name}"))
-    extract_layer(tar, data, for_overlay=False)
+    _move_tree(tree, data)
 
 
 def _restore_container(engine: Engine, manifest: dict[str, Any], staged: Path,
@@ -156,15 +220,15 @@ def _restore_container(engine: Engine, manifest: dict[str, Any], staged: Path,
         c = engine.containers.create(body, name=target)
         container_id = c.id
         report(progress_message("Restoring container filesystem"))
-        extract_layer(staged / "rootfs.tar", c.dir / "diff", for_overlay=True)
+        _move_tree(staged / "rootfs.tar", c.dir / "diff")
         for m in record["Mounts"]:
             if m["Type"] == "volume" and m.get("Anonymous"):
                 new = next((n for n in c.record["Mounts"]
                             if n["Destination"] == m["Destination"]), None)
-                tar = staged / "volumes" / f"{m['Name']}.tar"
-                if new is not None and tar.exists():
+                tree = staged / "volumes" / f"{m['Name']}.tar"
+                if new is not None and tree.is_dir():
                     _clear_dir(Path(new["Source"]))
-                    extract_layer(tar, new["Source"], for_overlay=False)
+                    _move_tree(tree, Path(new["Source"]))
         for i, b in enumerate(manifest.get("Binds") or []):
             _restore_bind(b["Source"], staged / "binds" / f"{i}.tar", force, report)
         if start:
