@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import shutil
@@ -78,11 +77,6 @@ class VolumeStore:
         shutil.rmtree(self.root / name)
 
     def size(self, name: str) -> int:
-        total = 0
-        for dirpath, _dirs, files in os.walk(self.root / name / "_data"):
-            for fname in files:
-                try:
-                    total += os.lstat(os.path.join(dirpath, fname)).st_size
-                except OSError:
-                    pass
-        return total
+        """Bytes on disk, Docker's rule: non-directories, each hardlinked file once."""
+        from .storage.usage import tree_size
+        return tree_size(self.root / name / "_data")

@@ -84,15 +84,9 @@ def list_entry(engine, c: Container, size: bool = False) -> dict:
 
 
 def _dir_size(path) -> int:
-    import os
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:
-                pass
-    return total
+    """Exact bytes on disk (symlinks counted, hardlinks once): pyjail.storage.usage."""
+    from pyjail.storage.usage import tree_size
+    return tree_size(path)
 
 
 def _values(filters: dict, key: str) -> list[str]:

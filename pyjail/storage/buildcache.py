@@ -6,7 +6,7 @@ key to the image it produced, and remembers each step image's parent. A cache re
 one) needs it. Pruning removes the step images only the cache keeps alive (untagged,
 unused, no child left), bottom-up, then forgets cache keys whose image is gone; ``all``
 also forgets every other key, so the next build runs every step again. Space reclaimed is
-measured on disk: each layer directory's size before, counted if it is gone after.
+measured on disk: each layer's ``diff`` size before, counted if it is gone after.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def prune(engine: Any, *, all_keys: bool = False) -> dict[str, Any]:
         for iid in sorted(cached & set(images)):
             if iid in used or iid in named or iid in children:
                 continue
-            before = {d.parent: tree_size(d.parent) for d in _layer_dirs(engine, images[iid])}
+            before = {d: tree_size(d) for d in _layer_dirs(engine, images[iid])}
             try:
                 engine.images.remove(iid, force=True, in_use=lambda i: i in used)
             except errors.PyjailError:

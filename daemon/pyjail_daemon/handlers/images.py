@@ -159,6 +159,7 @@ class ImagePruneHandler(ApiHandler):
         self.write_json(await self.call_blocking(self._prune, filters))
 
     def _prune(self, filters: dict[str, list[str]]) -> dict[str, Any]:
+        from pyjail.storage.usage import gone_size, tree_size
         engine = self.engine
         only_dangling = not filters.get("dangling") or filters["dangling"][0].lower() in (
             "1", "true")
@@ -166,7 +167,6 @@ class ImagePruneHandler(ApiHandler):
         users = containers_by_image(engine)
         deleted: list[dict[str, str]] = []
         reclaimed = 0
-        sizes = listing.layer_sizes(engine.images)
         hidden = listing.intermediates(engine)
         for image in engine.images.list():
             if image.id in users or image.id in hidden or (only_dangling and image.references):
@@ -179,11 +179,15 @@ class ImagePruneHandler(ApiHandler):
             if not engine.images.has_image(image.id):
                 continue   # went with its child (a build step)
             try:
+                before = {d: tree_size(d) for d in engine.images.layer_dirs(image)}
+            except errors.PyjailError:
+                before = {}   # a damaged image: removed, not measured
+            try:
                 records = listing.remove(engine, image.id, force=True)
             except errors.PyjailError:
                 continue
             deleted.extend(records)
-            reclaimed += listing.reclaimed(sizes, records)
+            reclaimed += gone_size(before)   # measured: the layer dirs that went
             engine.events.publish("image", "delete", image.id, {"name": image.id})
         return {"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed}
 

@@ -116,17 +116,8 @@ class SystemDfHandler(ApiHandler):
         self.write_json(await self.call(self._usage))
 
     def _usage(self) -> dict[str, Any]:
-        engine = self.engine
-        containers = engine.list_containers(all=True, size=True)
-        images, layers_size = images_view.usage(engine, containers)
-        volumes = []
-        for vol in engine.volumes.list():
-            users = engine.containers.volume_users(vol["Name"])
-            volumes.append({**vol, "UsageData": {"Size": engine.volumes.size(vol["Name"]),
-                                                 "RefCount": len(users)}})
-        from pyjail.storage.buildcache import records
-        return {"LayersSize": layers_size, "Images": images, "Containers": containers,
-                "Volumes": volumes, "BuildCache": records(engine)}
+        from pyjail.storage.df import usage
+        return usage(self.engine)   # measured on disk, see pyjail.storage.df
 
 
 class BuildPruneHandler(ApiHandler):
