@@ -401,3 +401,120 @@ async def test_stream_of_an_unknown_container_is_404(ws_connect: Callable[..., A
     with pytest.raises(HTTPClientError) as refused:
         await ws_connect("containers/nope-nope/logs/ws")
     assert refused.value.code == 404
+
+
+# -- sidebar routes: build, tag, volumes, backups, schedules, daemon -------------------------------
+def lines(resp: Any) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in resp.body.decode().splitlines() if line.strip()]
+
+
+async def test_build_from_a_dockerfile_in_the_root_then_tag(jp_fetch: Any, jp_root_dir: Path,
+                                                            client: Client) -> None:
+    app = jp_root_dir / "app"
+    app.mkdir()
+    (app / "hello.txt").write_text("hello from the build context\n")
+    (app / "Dockerfile").write_text("FROM busybox\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt\n")
+    resp = await call(jp_fetch, "images", "build", method="POST",
+                      body=json.dumps({"path": "app/Dockerfile", "tag": "pj-sidebar-built:1"}))
+    assert resp.code == 200, resp.body
+    assert resp.headers["Content-Type"].startswith("application/x-ndjson")
+    got = lines(resp)
+    assert not [m for m in got if "error" in m], got
+    assert "hello from the build context" in "".join(str(m.get("stream", "")) for m in got)
+    try:
+        resp = await call(jp_fetch, "images", "pj-sidebar-built:1", "tag", method="POST",
+                          body=json.dumps({"repo": "pj-sidebar-built", "tag": "2"}))
+        assert resp.code == 201, resp.body
+        tags = client.api.inspect_image("pj-sidebar-built:1")["RepoTags"]
+        assert "pj-sidebar-built:2" in tags
+    finally:
+        for ref in ("pj-sidebar-built:2", "pj-sidebar-built:1"):
+            with contextlib.suppress(Exception):
+                client.api.remove_image(ref)
+    outside = await call(jp_fetch, "images", "build", method="POST",
+                         body=json.dumps({"path": "../../etc/passwd"}))
+    assert outside.code == 400 and "outside" in body(outside)["message"]
+    missing = await call(jp_fetch, "images", "build", method="POST",
+                         body=json.dumps({"path": "nope/Dockerfile"}))
+    assert missing.code == 404
+    notag = await call(jp_fetch, "images", "busybox:latest", "tag", method="POST",
+                       body=json.dumps({}))
+    assert notag.code == 400
+
+
+async def test_volume_create_backup_verify_and_remove(jp_fetch: Any, client: Client) -> None:
+    resp = await call(jp_fetch, "volumes", method="POST",
+                      body=json.dumps({"Name": "pj-sidebar-vol"}))
+    assert resp.code == 201, resp.body
+    assert body(resp)["Name"] == "pj-sidebar-vol"
+    backup_id = ""
+    try:
+        resp = await call(jp_fetch, "volumes", "pj-sidebar-vol", "backup", method="POST",
+                          params={"name": "pj-sidebar-vol-backup"})
+        assert resp.code == 200, resp.body
+        backup_id = [m for m in lines(resp) if "aux" in m][-1]["aux"]["ID"]
+        assert backup_id in [b["Id"] for b in body(await call(jp_fetch, "backups"))]
+        verified = await call(jp_fetch, "backups", backup_id, "verify", method="POST")
+        assert verified.code == 200, verified.body
+        assert body(verified)["Valid"] is True
+        resp = await call(jp_fetch, "backups", backup_id, method="DELETE")
+        assert resp.code == 204, resp.body
+        assert backup_id not in [b["Id"] for b in body(await call(jp_fetch, "backups"))]
+        backup_id = ""
+    finally:
+        if backup_id:
+            await call(jp_fetch, "backups", backup_id, method="DELETE")
+        resp = await call(jp_fetch, "volumes", "pj-sidebar-vol", method="DELETE")
+    assert resp.code == 204
+    assert "pj-sidebar-vol" not in [v["Name"] for v in body(await call(jp_fetch, "volumes"))]
+
+
+async def test_container_backup_streams_progress(jp_fetch: Any, container: str) -> None:
+    resp = await call(jp_fetch, "containers", container, "backup", method="POST")
+    assert resp.code == 200, resp.body
+    got = lines(resp)
+    backup_id = [m for m in got if "aux" in m][-1]["aux"]["ID"]
+    assert any("status" in m for m in got)
+    assert (await call(jp_fetch, "backups", backup_id, method="DELETE")).code == 204
+    missing = await call(jp_fetch, "containers", "nope-nope", "backup", method="POST")
+    assert missing.code == 404
+
+
+async def test_schedules_create_list_and_remove(jp_fetch: Any, container: str) -> None:
+    bad = await call(jp_fetch, "schedules", method="POST",
+                     body=json.dumps({"Container": container}))
+    assert bad.code == 400 and body(bad)["message"]
+    resp = await call(jp_fetch, "schedules", method="POST",
+                      body=json.dumps({"Container": container, "Interval": 3600, "Keep": 2}))
+    assert resp.code == 201, resp.body
+    sched = body(resp)
+    assert sched["Interval"] == 3600 and sched["Keep"] == 2
+    assert sched["Id"] in [s["Id"] for s in body(await call(jp_fetch, "schedules"))]
+    assert (await call(jp_fetch, "schedules", sched["Id"], method="DELETE")).code == 204
+    assert sched["Id"] not in [s["Id"] for s in body(await call(jp_fetch, "schedules"))]
+
+
+async def test_daemon_address_can_be_switched(jp_fetch: Any, daemon: DaemonProcess) -> None:
+    assert body(await call(jp_fetch, "daemon"))["host"] == daemon.host
+    resp = await call(jp_fetch, "daemon", method="PUT",
+                      body=json.dumps({"host": "unix:///nonexistent/pyjail.sock"}))
+    assert resp.code == 200
+    assert (await call(jp_fetch, "info")).code == 503
+    resp = await call(jp_fetch, "daemon", method="PUT", body=json.dumps({"host": daemon.host}))
+    assert resp.code == 200 and body(resp)["host"] == daemon.host
+    assert (await call(jp_fetch, "info")).code == 200
+
+
+class TestReadOnlySidebarRoutes:
+    @pytest.fixture
+    def read_only(self) -> bool:
+        return True
+
+    async def test_removals_and_daemon_switch_are_refused(self, jp_fetch: Any) -> None:
+        refused = [
+            await call(jp_fetch, "volumes", "any-volume", method="DELETE"),
+            await call(jp_fetch, "backups", "any-backup", method="DELETE"),
+            await call(jp_fetch, "schedules", "any-schedule", method="DELETE"),
+            await call(jp_fetch, "daemon", method="PUT", body=json.dumps({"host": ""})),
+        ]
+        assert [r.code for r in refused] == [403] * len(refused)

@@ -11,6 +11,7 @@ from jupyter_server.extension.application import ExtensionApp
 from .config import PyjailJupyterConfig
 from .gateway import DaemonGateway
 from .handlers import HANDLERS, SETTINGS_KEY
+from .storage import STORAGE_HANDLERS
 
 
 class PyjailExtensionApp(ExtensionApp):
@@ -30,7 +31,7 @@ class PyjailExtensionApp(ExtensionApp):
                       " (read-only)" if config.read_only else "")
 
     def initialize_handlers(self) -> None:
-        self.handlers.extend(HANDLERS)
+        self.handlers.extend(STORAGE_HANDLERS + HANDLERS)
 
     async def stop_extension(self) -> None:
         if self.gateway is not None:

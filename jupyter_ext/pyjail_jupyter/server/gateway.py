@@ -86,6 +86,13 @@ class DaemonGateway:
         with daemon_errors(self.client):
             return fn(self.client)
 
+    def reconnect(self, host: str | None) -> None:
+        """Talk to another daemon from now on (the sidebar's "daemon address" setting);
+        empty means the client's own discovery. Open streams keep their connection."""
+        new = Client(host or self.config.host, timeout=self.config.timeout)
+        old, self.client, self.host = self.client, new, new.host
+        old.close()
+
     def stream_client(self) -> Client:
         """A connection of its own for a long-lived stream, so closing it touches nothing else."""
         return Client(self.host, timeout=self.config.timeout)

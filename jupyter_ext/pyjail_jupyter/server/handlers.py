@@ -22,8 +22,10 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 from pyjail.client import pyjail_api
 from pyjail.client.connection import Client, json_lines
 
+from .build import build_stream, resolve_dockerfile
 from .config import CONTAINER_ACTIONS, DESTRUCTIVE_ACTIONS
 from .gateway import DaemonError, DaemonGateway, daemon_errors
+from .progress import relay_lines
 from .streams import EventSource, LogSource, Source, StatsSource
 
 SETTINGS_KEY = "pyjail_gateway"
@@ -156,6 +158,33 @@ class ImageHandler(PyjailHandler):
         self.reply(await self.daemon(lambda c: c.api.remove_image(ref, force=force)))
 
 
+class ImageTagHandler(PyjailHandler):
+    """``POST images/{ref}/tag`` with ``{"repo", "tag"?}`` (tag defaults to latest)."""
+
+    @web.authenticated
+    async def post(self, ref: str) -> None:
+        body = self.get_json_body() or {}
+        repo, tag = str(body.get("repo") or ""), str(body.get("tag") or "")
+        if not repo:
+            raise web.HTTPError(400, "%s", 'give the new name as {"repo", "tag"}')
+        await self.daemon(lambda c: c.api.tag(ref, repo, tag or "latest"))
+        self.reply({"Name": f"{repo}:{tag or 'latest'}"}, status=201)
+
+
+class ImageBuildHandler(PyjailHandler):
+    """``POST images/build`` with ``{"path", "tag"?}``: a Dockerfile in the Jupyter root,
+    its folder as the context; the daemon's build progress streams back as JSON lines."""
+
+    @web.authenticated
+    async def post(self) -> None:
+        body = self.get_json_body() or {}
+        root = self.settings["server_root_dir"]
+        dockerfile = resolve_dockerfile(root, str(body.get("path") or ""))
+        tag = str(body.get("tag") or "") or None
+        await relay_lines(self, self.gateway.stream_client(),
+                          lambda c: build_stream(c, dockerfile, tag))
+
+
 class ImagePruneHandler(PyjailHandler):
     """Dangling images by default; ``?all=1`` prunes every unused image, as ``docker``."""
 
@@ -166,11 +195,25 @@ class ImagePruneHandler(PyjailHandler):
         self.reply(await self.daemon(lambda c: c.api.prune_images(filters=filters)))
 
 
-class VolumesHandler(PyjailHandler):
+class DaemonHandler(PyjailHandler):
+    """``GET daemon`` names the daemon in use; ``PUT daemon`` with ``{"host"}`` switches to
+    another (empty: the configured one). Refused in read-only mode."""
+
     @web.authenticated
     async def get(self) -> None:
-        data = await self.daemon(lambda c: c.api.volumes())
-        self.reply((data or {}).get("Volumes") or [])
+        self.reply({"host": self.gateway.host})
+
+    @web.authenticated
+    async def put(self) -> None:
+        if self.gateway.config.read_only:
+            raise web.HTTPError(403, "%s", "changing the daemon is disabled: the pyjail "
+                                           "extension is read-only")
+        host = str((self.get_json_body() or {}).get("host") or "") or None
+        try:
+            self.gateway.reconnect(host)
+        except Exception as exc:  # noqa: BLE001 - a bad address is the user's mistake
+            raise web.HTTPError(400, "%s", f"cannot use daemon {host}: {exc}")
+        self.reply({"host": self.gateway.host})
 
 
 class BackupsHandler(PyjailHandler):
@@ -328,8 +371,10 @@ HANDLERS: list[tuple[str, type[web.RequestHandler]]] = [
     (rf"{API}/containers/{ID}", ContainerHandler),
     (rf"{API}/images", ImagesHandler),
     (rf"{API}/images/prune", ImagePruneHandler),
+    (rf"{API}/images/build", ImageBuildHandler),
+    (rf"{API}/images/{IMAGE}/tag", ImageTagHandler),
     (rf"{API}/images/{IMAGE}", ImageHandler),
-    (rf"{API}/volumes", VolumesHandler),
+    (rf"{API}/daemon", DaemonHandler),
     (rf"{API}/backups", BackupsHandler),
     (rf"{API}/backups/{ID}/restore", BackupRestoreHandler),
     (rf"{API}/events/ws", EventsSocket),

@@ -1,0 +1,80 @@
+// What the sections share: settings, the server's info, and the app-level hooks.
+import { Notification, showDialog, Dialog } from '@jupyterlab/apputils';
+
+import { ApiError, streamLines } from './api';
+
+export interface Options {
+  daemonAddress: string;
+  showContainers: boolean;
+  showImages: boolean;
+  showVolumes: boolean;
+  showBackups: boolean;
+  showStopped: boolean;
+  groupBy: 'none' | 'compose' | 'label';
+  groupLabel: string;
+  sparklinePoints: number;
+}
+
+export const DEFAULT_OPTIONS: Options = {
+  daemonAddress: '',
+  showContainers: true,
+  showImages: true,
+  showVolumes: true,
+  showBackups: true,
+  showStopped: true,
+  groupBy: 'compose',
+  groupLabel: '',
+  sparklinePoints: 60
+};
+
+export interface Hooks {
+  openLogs(id: string, name: string): void;
+  openInspect(title: string, data: unknown): void;
+  insertCell(code: string): boolean;
+  openProgress(title: string): (line: any) => void;
+  setOption(key: keyof Options, value: unknown): void;
+}
+
+export interface Info {
+  host: string;
+  read_only: boolean;
+  actions: string[];
+  destructive_actions: string[];
+}
+
+/** Ask before an action that cannot be undone; true when the user agreed. */
+export async function confirm(title: string, body: string, label: string): Promise<boolean> {
+  const result = await showDialog({
+    title,
+    body,
+    buttons: [Dialog.cancelButton(), Dialog.warnButton({ label })]
+  });
+  return result.button.accept;
+}
+
+/** Run an action, reporting a failure as a notification (the daemon's own message). */
+export async function attempt<T>(what: string, fn: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await fn();
+  } catch (err) {
+    const message = err instanceof ApiError ? err.message : String(err);
+    Notification.error(`${what}: ${message}`, { autoClose: 8000 });
+    return undefined;
+  }
+}
+
+/** A streamed action (backup, build) shown in a progress view; resolves with the last line. */
+export async function streamed(
+  hooks: Hooks,
+  title: string,
+  path: string,
+  body?: unknown
+): Promise<any> {
+  const show = hooks.openProgress(title);
+  return attempt(title, async () => {
+    const last = await streamLines(path, body, show);
+    show({ done: true });
+    Notification.success(`${title}: done`, { autoClose: 4000 });
+    return last;
+  });
+}
