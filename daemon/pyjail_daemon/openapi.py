@@ -60,6 +60,24 @@ OPENAPI: dict[str, Any] = {
             "summary": "Check every checksum of an archive",
             "parameters": [_q("path"), _q("name")], "requestBody": _ARCHIVE_BODY,
             "responses": {"200": {"description": "valid"}, "400": _ERR, "404": _ERR}}},
+        "/pyjail/v1/backups/{id}/verify": {"post": {
+            "summary": "Check every checksum of a catalogued backup", "parameters": [_p("id")],
+            "responses": {"200": {"description": "valid"}, "400": _ERR, "404": _ERR}}},
+        "/pyjail/v1/backups/{id}/archive": {"get": {
+            "summary": "Download a catalogued archive (X-Pyjail-Sha256: its digest)",
+            "parameters": [_p("id")],
+            "responses": {"200": {"description": "the archive", "content": {
+                "application/octet-stream": {"schema": {"type": "string",
+                                                        "format": "binary"}}}},
+                          "404": _ERR}}},
+        "/pyjail/v1/backups/prune": {"post": {
+            "summary": "Delete old archives: per container keep the newest N and/or drop "
+                       "those older than max_age seconds",
+            "parameters": [_q("keep", "integer"), _q("max_age", "number"),
+                           _q("container", desc="only this container's archives"),
+                           _q("schedule", desc="only this schedule's archives")],
+            "responses": {"200": {"description": "deleted", "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/BackupPrune"}}}}, "400": _ERR}}},
         "/pyjail/v1/backups/{id}": {"delete": {
             "summary": "Delete a catalogued backup", "parameters": [_p("id")],
             "responses": {"204": {"description": "deleted"}, "404": _ERR}}},
@@ -87,6 +105,9 @@ OPENAPI: dict[str, Any] = {
             ("Sha256", "string"), ("Created", "string"), ("Kind", "string"),
             ("Container", "string"), ("Image", "string"), ("Mode", "string"),
             ("Schedule", "string")]}},
+        "BackupPrune": {"type": "object", "properties": {
+            "BackupsDeleted": {"type": "array", "items": {"type": "string"}},
+            "SpaceReclaimed": {"type": "integer", "description": "bytes freed on disk"}}},
         "ScheduleIn": {"type": "object", "properties": {
             "Container": {"type": "string"}, "Volume": {"type": "string"},
             "Interval": {"type": "number"}, "Cron": {"type": "string"},
