@@ -220,3 +220,16 @@ def test_refusals(small_root):
     with pytest.raises(Exception, match="contain each other"):
         migrate(root, root / "inner")
     assert root.is_dir()
+
+
+def test_a_symlinked_root_moves_the_real_tree_and_rewrites_the_link_paths(small_root):
+    base, real = small_root
+    link = base / "link"
+    link.symlink_to(real)
+    cdir = next((real / "containers").iterdir())
+    record = json.loads((cdir / "config.json").read_text())
+    record["Mounts"][0]["Source"] = str(link / "volumes" / "v1" / "_data")   # opened by link
+    (cdir / "config.json").write_text(json.dumps(record))
+    result = migrate(link, base / "b")
+    assert result["From"] == str(real) and not real.exists() and link.is_symlink()
+    assert _source(base / "b") == str(base / "b" / "volumes" / "v1" / "_data")

@@ -114,11 +114,15 @@ def migrate(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
     """Move the data root ``src`` to ``dst``; ``copy`` forces copy-verify-delete even on one
     filesystem. Returns ``{"From", "To", "Method", "Rewritten"}``."""
     say = say or (lambda _m: None)
-    src_p, dst_p = _resolve(src), _resolve(dst)
+    given = os.path.abspath(src)
+    src_p, dst_p = Path(os.path.realpath(given)), _resolve(dst)
     _check_paths(src_p, dst_p)
+    if given != str(src_p):   # a symlinked root: records hold the path it was opened by
+        say(f"{given} is a link to {src_p}: moving {src_p}; records of either are rewritten")
+    olds = sorted({given, str(src_p)}, key=len, reverse=True)
     marker = _read_marker(dst_p / MARKER)
     if marker and marker.get("From") == str(src_p):
-        return _resume(src_p, dst_p, marker, say)
+        return _resume(src_p, dst_p, marker, say, olds)
     if not src_p.is_dir():
         raise errors.NotFound(f"no data root at {src_p}")
     if dst_p.exists() and (not dst_p.is_dir() or any(dst_p.iterdir())):
@@ -133,10 +137,10 @@ def migrate(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
             fsync_dir(dst_p.parent)
             fsync_dir(src_p.parent)
             say(f"renamed {src_p} to {dst_p}")
-            return _finish(src_p, dst_p, "rename", say)
+            return _finish(src_p, dst_p, "rename", say, olds)
         dst_p.mkdir(mode=0o711, exist_ok=True)
         _write_marker(dst_p, src_p, dst_p, "copying")
-        return _copy(src_p, dst_p, say)
+        return _copy(src_p, dst_p, say, olds)
     finally:
         os.close(fd)
 
@@ -153,7 +157,7 @@ def _write_marker(where: Path, src: Path, dst: Path, step: str) -> None:
                                        "Time": time.time()})
 
 
-def _copy(src: Path, dst: Path, say: Say) -> dict[str, Any]:
+def _copy(src: Path, dst: Path, say: Say, olds: list[str]) -> dict[str, Any]:
     started = time.monotonic()
     for entry in src.iterdir():   # into the marked directory, entry by entry
         if entry.name != MARKER:
@@ -164,10 +168,11 @@ def _copy(src: Path, dst: Path, say: Say) -> dict[str, Any]:
     _write_marker(dst, src, dst, "copied")
     shutil.rmtree(src)
     say(f"verified the copy and removed {src}")
-    return _finish(src, dst, "copy", say)
+    return _finish(src, dst, "copy", say, olds)
 
 
-def _resume(src: Path, dst: Path, marker: dict[str, Any], say: Say) -> dict[str, Any]:
+def _resume(src: Path, dst: Path, marker: dict[str, Any], say: Say,
+            olds: list[str]) -> dict[str, Any]:
     """The same command again after a crash: redo or finish the step the marker names."""
     step = marker.get("Step")
     say(f"resuming an interrupted migration of {src} (step: {step})")
@@ -183,21 +188,23 @@ def _resume(src: Path, dst: Path, marker: dict[str, Any], say: Say) -> dict[str,
                         shutil.rmtree(entry)
                     else:
                         entry.unlink()
-            return _copy(src, dst, say)
+            return _copy(src, dst, say, olds)
         finally:
             os.close(fd)
     fd = _lock(dst)
     try:
         if step == "copied":
             shutil.rmtree(src, ignore_errors=True)
-            return _finish(src, dst, "copy", say)
-        return _finish(src, dst, "rename", say)   # "renamed": only the rewrite was left
+            return _finish(src, dst, "copy", say, olds)
+        return _finish(src, dst, "rename", say, olds)   # "renamed": only the rewrite was left
     finally:
         os.close(fd)
 
 
-def _finish(src: Path, dst: Path, method: str, say: Say) -> dict[str, Any]:
-    changed = rewrite_records(dst, str(src), str(dst))
+def _finish(src: Path, dst: Path, method: str, say: Say, olds: list[str]) -> dict[str, Any]:
+    changed: list[str] = []
+    for old in olds:   # longest first: a link path may be a prefix of the real one
+        changed += [c for c in rewrite_records(dst, old, str(dst)) if c != MARKER]
     if changed:
         say(f"rewrote paths in {len(changed)} record(s)")
     (dst / MARKER).unlink(missing_ok=True)
