@@ -144,6 +144,17 @@ def test_schedule_add_ls_rm_with_keep(daemon, source):
     assert pyjail("schedule", "rm", sched_id, host=daemon.host).returncode == 0
     assert len(mine()) == 2   # retention ran after each run
     assert sched_id not in pyjail("schedule", "ls", host=daemon.host).stdout
+    cron = pyjail("schedule", "add", source, "--cron", "*/5 * * * *", "--max-age", "7d",
+                  host=daemon.host)
+    assert cron.returncode == 0, cron.stderr
+    client = Client(daemon.host)
+    try:
+        scheds = client.api.request("GET", client.api.base_url + "/pyjail/v1/schedules").json()
+    finally:
+        client.close()
+    added = next(s for s in scheds if s["Id"] == cron.stdout.strip())
+    assert (added["Cron"], added["MaxAge"], added["Interval"]) == ("*/5 * * * *", 7 * 86400, 0)
+    assert pyjail("schedule", "rm", added["Id"], host=daemon.host).returncode == 0
     bad = pyjail("schedule", "add", source, "--cron", "61 * * * *", host=daemon.host)
     assert bad.returncode == 1 and "cron" in bad.stderr
 

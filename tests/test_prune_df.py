@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from daemon_fixtures import Daemon, running_daemon
+from test_cli import pyjail
 
 DOCKER = "docker"
 
@@ -147,6 +148,12 @@ def test_builder_prune_removes_cache_only_steps(daemon, docker):
     assert daemon.request("GET", "/images/bc:1/json").status == 200   # named: kept
     again = daemon.request("POST", "/build/prune").json()
     assert again == {"CachesDeleted": [], "SpaceReclaimed": 0}
+    build(daemon, "FROM busybox\nRUN echo third > /one\n", "bc:1")
+    cli = pyjail("prune", "build-cache", host=daemon.host)
+    assert cli.returncode == 0, cli.stderr
+    row = cli.stdout.splitlines()[1].split()
+    assert row[0] == "build-cache" and int(row[1]) >= 1 and int(row[2]) > 0, cli.stdout
+    assert "Build Cache" in pyjail("df", host=daemon.host).stdout
     out = docker("builder", "prune", "-f").stdout
     assert "Total reclaimed space" in out or "Total:" in out
     assert docker("system", "prune", "-f").returncode == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import errors
 from .buildcache import records
 from .usage import tree_size
 
@@ -40,7 +41,10 @@ def usage(engine: Any) -> dict[str, Any]:
                      SharedSize=sum(layer_size.get(c, 0) for c in ids if users.get(c, 0) > 1))
     containers = engine.list_containers(all=True, size=False)
     for entry in containers:
-        rw = tree_size(engine.containers.get(entry["Id"]).dir / "diff")
+        try:
+            rw = tree_size(engine.containers.get(entry["Id"]).dir / "diff")
+        except errors.NotFound:   # removed meanwhile
+            rw = 0
         entry.update(SizeRw=rw, SizeRootFs=rw + image_size.get(entry.get("ImageID", ""), 0))
     volumes = []
     for vol in engine.volumes.list():
