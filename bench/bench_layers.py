@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Layer extraction throughput: pyjail's extract_layer against GNU `tar -xf`.
+"""Layer throughput on a ~200 MB tree: pyjail against GNU tar, unpacking and committing.
 
 Builds a ~200 MB tree in a tmp dir (many small files in nested dirs, a few large files,
 symlinks, hardlinks), archives it once with GNU tar, then extracts it alternately with
@@ -9,7 +9,16 @@ The two results are compared entry by entry (type, mode, owner, size, mtime, lin
 The order alternates every round; CPU time (user+sys) is printed beside wall time because
 wall time on a shared VM is noisy. --dir picks the filesystem (default: the tmp dir; try
 /dev/shm to see the CPU cost without the disk's file-creation cost).
-Usage: bench/bench_layers.py [N=7] [--gzip] [--dir DIR]   (as root: both then chown)
+
+commit: the tree plays a container's upper dir and becomes a registered layer in a fresh
+image store, through the code ``docker commit`` runs (pyjail.images.commit.layer_image: the
+layer tar written straight into a blob, hashed once, then unpacked as the image's layer
+dir, synced, renamed into place). GNU tar does the same two steps with no hashing and no
+sync: `tar -cf layer.tar -C upper . && tar -xf layer.tar -C layer/` (uncompressed, as
+``docker commit`` stores it: compression happens on push). `tar -cf` alone against the
+tar-writing half (create_layer into a blob, hashed) is printed too.
+Usage: bench/bench_layers.py [N=7] [--gzip] [--dir DIR] [--only unpack,commit]
+       (as root: both then chown)
 """
 
 from __future__ import annotations
@@ -23,11 +32,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pyjail.images.layers import extract_layer
+from pyjail.images.commit import layer_image
+from pyjail.images.layers import create_layer, extract_layer
+from pyjail.images.store import ImageStore
 
 SMALL_FILES = 20_000       # 0.5-8 KiB each, ~85 MB
 LARGE_FILES = 12           # 10 MiB each, ~126 MB
@@ -82,63 +94,129 @@ def timed(fn, who: int) -> tuple[float, float]:
     return time.perf_counter() - t0, cpu_seconds(who) - c0
 
 
+def alternate(rounds: int, runners: list[tuple[str, Callable[[], object], int]],
+              setup: Callable[[str], object]) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall and CPU seconds per runner; order alternates, round 0 only warms up."""
+    times: dict[str, list[float]] = {label: [] for label, _, _ in runners}
+    cpu: dict[str, list[float]] = {label: [] for label, _, _ in runners}
+    for i in range(rounds + 1):
+        for label, fn, who in (runners if i % 2 else runners[::-1]):
+            setup(label)
+            subprocess.run(["sync"], check=True)
+            t, c = timed(fn, who)
+            if i:
+                times[label].append(t)
+                cpu[label].append(c)
+    return ({k: statistics.median(v) for k, v in times.items()},
+            {k: statistics.median(v) for k, v in cpu.items()})
+
+
+def show(total: int, med: dict[str, float], mcpu: dict[str, float], ours: str, tar: str,
+         n: int) -> None:
+    for label in med:
+        print(f"{label:>22}: wall median {med[label]:.3f} s  {total / med[label] / 1e6:5.0f} MB/s"
+              f"   cpu median {mcpu[label]:.3f} s  (n={n})")
+    print(f"throughput ratio {ours} / {tar}: wall {med[tar] / med[ours]:.2f}x, "
+          f"cpu {mcpu[tar] / mcpu[ours]:.2f}x")
+
+
+def bench_unpack(tmp: Path, src: Path, total: int, rounds: int, gzip: bool) -> None:
+    tarball = tmp / ("layer.tar.gz" if gzip else "layer.tar")
+    subprocess.run(["tar", "-C", str(src), "-cf", str(tarball)] + (["-z"] if gzip else [])
+                   + ["."], check=True)
+    print(f"\nunpack: archive {tarball.stat().st_size / 1e6:.0f} MB{' (gzip)' if gzip else ''}")
+    dests = {"tar -xf": tmp / "out-tar", "extract_layer": tmp / "out-ext"}
+
+    def setup(label: str) -> None:
+        shutil.rmtree(dests[label], ignore_errors=True)
+        dests[label].mkdir()
+
+    runners = [
+        ("tar -xf", lambda: subprocess.run(["tar", "-xf", str(tarball), "-C",
+                                            str(dests["tar -xf"])], check=True),
+         resource.RUSAGE_CHILDREN),
+        ("extract_layer", lambda: extract_layer(tarball, dests["extract_layer"]),
+         resource.RUSAGE_SELF)]
+    med, mcpu = alternate(rounds, runners, setup)
+    a, b = snapshot(dests["tar -xf"]), snapshot(dests["extract_layer"])
+    diff = [k for k in a.keys() | b.keys() if a.get(k) != b.get(k)]
+    print(f"trees identical: {not diff}" + (f" (first differences: {diff[:5]})" if diff else ""))
+    show(total, med, mcpu, "extract_layer", "tar -xf", rounds)
+    for d in dests.values():
+        shutil.rmtree(d, ignore_errors=True)
+    tarball.unlink()
+
+
+def bench_commit(tmp: Path, src: Path, total: int, rounds: int) -> None:
+    store = ImageStore(tmp / "store")
+    gnu_tar, gnu_dir = tmp / "gnu-layer.tar", tmp / "gnu-layer"
+    made: list[str] = []
+
+    def setup(label: str) -> None:
+        """Reset the outputs of the runner about to go (``""``: everything)."""
+        if label.startswith(("commit", "create")) or not label:
+            for image_id in made:
+                store.remove(image_id, force=True)
+            made.clear()
+            store.gc()
+        if label.startswith("tar") or not label:
+            gnu_tar.unlink(missing_ok=True)
+            shutil.rmtree(gnu_dir, ignore_errors=True)
+            gnu_dir.mkdir()
+
+    def gnu_commit() -> None:
+        subprocess.run(["tar", "-C", str(src), "-cf", str(gnu_tar), "."], check=True)
+        subprocess.run(["tar", "-xf", str(gnu_tar), "-C", str(gnu_dir)], check=True)
+
+    def our_commit() -> None:
+        made.append(layer_image(store, src, {"config": {}}).id)
+
+    def our_create() -> None:   # into a pending blob, as commit does; dropped after
+        with store.blobs.writer() as blob:
+            create_layer(src, blob)
+
+    print("\ncommit (tar + unpack into a layer dir)")
+    med, mcpu = alternate(rounds, [("tar -cf && tar -xf", gnu_commit, resource.RUSAGE_CHILDREN),
+                                   ("commit (layer_image)", our_commit, resource.RUSAGE_SELF)],
+                          setup)
+    layer = store.layer_dirs(store.resolve(made[-1]))[0]
+    a, b = snapshot(gnu_dir), snapshot(layer)
+    diff = [k for k in a.keys() | b.keys() if a.get(k) != b.get(k)]
+    print(f"layer identical to GNU tar's copy: {not diff}"
+          + (f" (first differences: {diff[:5]})" if diff else ""))
+    show(total, med, mcpu, "commit (layer_image)", "tar -cf && tar -xf", rounds)
+    print("\ncreate the layer tar only")
+    med, mcpu = alternate(rounds, [
+        ("tar -cf", lambda: subprocess.run(["tar", "-C", str(src), "-cf", str(gnu_tar), "."],
+                                           check=True), resource.RUSAGE_CHILDREN),
+        ("create_layer", our_create, resource.RUSAGE_SELF)], setup)
+    show(total, med, mcpu, "create_layer", "tar -cf", rounds)
+    setup("")
+
+
 def main() -> None:
     argv = sys.argv[1:]
-    where = None
-    if "--dir" in argv:
-        i = argv.index("--dir")
-        where = argv[i + 1]
-        del argv[i:i + 2]
+    opts: dict[str, str] = {}
+    for flag in ("--dir", "--only"):
+        if flag in argv:
+            i = argv.index(flag)
+            opts[flag] = argv[i + 1]
+            del argv[i:i + 2]
     args = [a for a in argv if not a.startswith("--")]
     rounds = int(args[0]) if args else 7
-    gzip = "--gzip" in argv
-    with tempfile.TemporaryDirectory(prefix="bench-layers-", dir=where) as tmp:
+    only = set(opts.get("--only", "unpack,commit").split(","))
+    with tempfile.TemporaryDirectory(prefix="bench-layers-", dir=opts.get("--dir")) as tmp:
         tmp = Path(tmp)
         src = tmp / "src"
         src.mkdir()
         total = make_tree(src)
-        tarball = tmp / ("layer.tar.gz" if gzip else "layer.tar")
-        subprocess.run(["tar", "-C", str(src), "-cf", str(tarball)] + (["-z"] if gzip else [])
-                       + ["."], check=True)
         print(f"where: {tmp}")
         print(f"tree: {total / 1e6:.0f} MB of file data, {SMALL_FILES} small + {LARGE_FILES} "
-              f"large files; archive {tarball.stat().st_size / 1e6:.0f} MB"
-              f"{' (gzip)' if gzip else ''}")
-
-        def run_tar(dest: Path) -> None:
-            subprocess.run(["tar", "-xf", str(tarball), "-C", str(dest)], check=True)
-
-        def run_ours(dest: Path) -> None:
-            extract_layer(tarball, dest)
-
-        runners = [("tar -xf", run_tar, resource.RUSAGE_CHILDREN),
-                   ("extract_layer", run_ours, resource.RUSAGE_SELF)]
-        times: dict[str, list[float]] = {"tar -xf": [], "extract_layer": []}
-        cpu: dict[str, list[float]] = {"tar -xf": [], "extract_layer": []}
-        for i in range(rounds + 1):               # round 0 warms the page cache, not counted
-            for label, fn, who in (runners if i % 2 else runners[::-1]):
-                dest = tmp / f"out-{label[:3]}"
-                shutil.rmtree(dest, ignore_errors=True)
-                dest.mkdir()
-                subprocess.run(["sync"], check=True)
-                t, c = timed(lambda fn=fn, dest=dest: fn(dest), who)
-                if i:
-                    times[label].append(t)
-                    cpu[label].append(c)
-        a, b = snapshot(tmp / "out-tar"), snapshot(tmp / "out-ext")
-        diff = [k for k in a.keys() | b.keys() if a.get(k) != b.get(k)]
-        print(f"trees identical: {not diff}"
-              + (f" (first differences: {diff[:5]})" if diff else ""))
-        med = {k: statistics.median(v) for k, v in times.items()}
-        mcpu = {k: statistics.median(v) for k, v in cpu.items()}
-        for label, v in times.items():
-            print(f"{label:>14}: wall median {med[label]:.3f} s  min {min(v):.3f} s  "
-                  f"{total / med[label] / 1e6:.0f} MB/s   cpu median {mcpu[label]:.3f} s  "
-                  f"(n={len(v)})")
-        print(f"throughput ratio extract_layer / tar (wall): "
-              f"{med['tar -xf'] / med['extract_layer']:.2f}x")
-        print(f"throughput ratio extract_layer / tar (cpu):  "
-              f"{mcpu['tar -xf'] / mcpu['extract_layer']:.2f}x")
+              f"large files")
+        if "unpack" in only:
+            bench_unpack(tmp, src, total, rounds, "--gzip" in argv)
+        if "commit" in only:
+            bench_commit(tmp, src, total, rounds)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from pyjail.images import changes as dockerfile_changes
-from pyjail.images.builder.cache import temp_file
 from pyjail.images.export import container_tree, tar_chunks
 from pyjail.images.layers import create_layer
-from pyjail.images.store import Image, now_rfc3339
+from pyjail.images.store import Image, ImageStore, now_rfc3339
 
 _MOUNTPOINTS = ("etc/hosts", "etc/resolv.conf", "etc/hostname")
 # What ``docker commit`` copies from the container's Config into the image's.
@@ -73,6 +72,15 @@ def _mountpoints_aside(c: Any, base: Image, store: Any) -> Iterator[None]:
             os.rename(aside, p)
 
 
+def layer_image(store: ImageStore, upper: Path | str, config: dict[str, Any],
+                reference: str | None = None) -> Image:
+    """An upper dir as a new layer on ``config``'s rootfs: the layer tar goes straight into a
+    pending blob (written once, hashed once), which the store commits and unpacks."""
+    with store.blobs.writer() as blob:
+        create_layer(upper, blob)
+        return store.create_image([blob], config, reference)
+
+
 def commit(engine: Any, ref: str, reference: str | None = None, *, comment: str = "",
            author: str = "", changes: list[str] | None = None,
            config: dict[str, Any] | None = None, pause: bool = True) -> Image:
@@ -84,40 +92,37 @@ def commit(engine: Any, ref: str, reference: str | None = None, *, comment: str 
     if pause and c.running and not c.state.get("Paused"):
         engine.containers.pause(c.id)
         paused_here = True
-    build_dir = store.root / "builder"
-    build_dir.mkdir(exist_ok=True, mode=0o700)
-    path = temp_file(build_dir, "commit")
     try:
-        with open(path, "wb") as f, _mountpoints_aside(c, base, store):
-            create_layer(c.dir / "diff", f)
-        if paused_here:
-            engine.containers.unpause(c.id)
-            paused_here = False
-        section = _config_section(c, config)
-        if changes:
-            section = dockerfile_changes.apply_changes(section, changes)
-        created = now_rfc3339()
-        full = {k: v for k, v in base.config.items() if k not in ("container", "container_config")}
-        full.update({"created": created, "config": section, "container": c.id})
-        if comment:
-            full["comment"] = comment
-        if author:
-            full["author"] = author
-        step: dict[str, Any] = {"created": created,
-                                "created_by": " ".join([c.record.get("Path", ""),
-                                                        *c.record.get("Args", [])]).strip()}
-        if comment:
-            step["comment"] = comment
-        if author:
-            step["author"] = author
-        full["history"] = [*(base.config.get("history") or []), step]
-        image = store.create_image([path], full, reference)
+        with store.blobs.writer() as blob:
+            with _mountpoints_aside(c, base, store):
+                create_layer(c.dir / "diff", blob)
+            if paused_here:
+                engine.containers.unpause(c.id)
+                paused_here = False
+            section = _config_section(c, config)
+            if changes:
+                section = dockerfile_changes.apply_changes(section, changes)
+            created = now_rfc3339()
+            full = {k: v for k, v in base.config.items()
+                    if k not in ("container", "container_config")}
+            full.update({"created": created, "config": section, "container": c.id})
+            if comment:
+                full["comment"] = comment
+            if author:
+                full["author"] = author
+            step: dict[str, Any] = {"created": created,
+                                    "created_by": " ".join([c.record.get("Path", ""),
+                                                            *c.record.get("Args", [])]).strip()}
+            if comment:
+                step["comment"] = comment
+            if author:
+                step["author"] = author
+            full["history"] = [*(base.config.get("history") or []), step]
+            image = store.create_image([blob], full, reference)
     finally:
         if paused_here:
             with contextlib.suppress(Exception):
                 engine.containers.unpause(c.id)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
     engine._emit("container", "commit", c)
     return image
 

@@ -281,7 +281,7 @@ class _Run:
             return hit
         return None
 
-    def _commit(self, st: _State, layers: list[str], created_by: str, *, empty: bool,
+    def _commit(self, st: _State, layers: list[Any], created_by: str, *, empty: bool,
                 key: str | None) -> str:
         cfg = copy.deepcopy(st.config)
         created = now_rfc3339()
@@ -374,7 +374,6 @@ class _Run:
         containers = self.engine.containers
         c = containers.create(body)
         self.say(f" ---> Running in {c.id[:12]}\n")
-        layer_path = None
         try:
             containers.start(c.id)
             for entry in containers.logs(c.id, follow=True):
@@ -384,17 +383,13 @@ class _Run:
                 raise BuildError(f"{self.dockerfile}:{ins.line}: {ins.original}: The command "
                                  f"'{' '.join(cmd)}' returned a non-zero code: {code}")
             self._drop_mountpoints(st, c.dir / "diff")
-            layer_path = self._tmp()
-            with open(layer_path, "wb") as f:
-                create_layer(c.dir / "diff", f)
-            if self.opts.rm or self.opts.forcerm:
-                containers.remove(c.id, force=True)
-                self.say(f"Removing intermediate container {c.id[:12]}\n")
-            self._commit(st, [layer_path], created_by, empty=False, key=key)
+            with self.store.blobs.writer() as blob:   # written once, hashed once
+                create_layer(c.dir / "diff", blob)
+                if self.opts.rm or self.opts.forcerm:
+                    containers.remove(c.id, force=True)
+                    self.say(f"Removing intermediate container {c.id[:12]}\n")
+                self._commit(st, [blob], created_by, empty=False, key=key)
         finally:
-            if layer_path:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(layer_path)
             if self.opts.rm or self.opts.forcerm:
                 with contextlib.suppress(PyjailError):
                     containers.remove(c.id, force=True)
