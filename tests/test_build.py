@@ -322,3 +322,91 @@ def test_dockerfile_on_stdin_without_context(docker, tmp_path: Path) -> None:
                           env={**os.environ, "DOCKER_HOST": docker.host, "DOCKER_BUILDKIT": "0"})
     assert proc.returncode == 0, proc.stderr
     assert docker("run", "--rm", *NONE, "stdin:1").stdout == "from-stdin\n"
+
+
+def test_onbuild_triggers_run_in_the_child_build(docker, tmp_path: Path) -> None:
+    base = tmp_path / "ctx-onbuild-base"
+    base.mkdir()
+    (base / "Dockerfile").write_text(
+        "FROM busybox\nONBUILD COPY greeting.txt /greeting.txt\n"
+        "ONBUILD RUN cat /greeting.txt > /triggered\nCMD [\"true\"]\n")
+    docker("build", "-t", "onbuild-base:1", str(base))
+    triggers = json.loads(docker("image", "inspect", "-f", "{{json .Config.OnBuild}}",
+                                 "onbuild-base:1").stdout)
+    assert triggers == ["COPY greeting.txt /greeting.txt", "RUN cat /greeting.txt > /triggered"]
+
+    child = tmp_path / "ctx-onbuild-child"
+    child.mkdir()
+    (child / "greeting.txt").write_text("from the child's context\n")
+    (child / "Dockerfile").write_text("FROM onbuild-base:1\nRUN cp /triggered /copied\n")
+    out = docker("build", "-t", "onbuild-child:1", str(child)).stdout
+    assert "# Executing 2 build triggers" in out
+    assert out.index("# Executing 2 build triggers") < out.index("Step 2/2")
+    assert docker("run", "--rm", *NONE, "onbuild-child:1", "cat", "/copied").stdout == \
+        "from the child's context\n"
+    # triggers are not inherited: the child's config has none, a grandchild runs nothing
+    assert docker("image", "inspect", "-f", "{{json .Config.OnBuild}}",
+                  "onbuild-child:1").stdout.strip() in ("null", "[]")
+    (child / "Dockerfile").write_text("FROM onbuild-child:1\nCMD [\"true\"]\n")
+    assert "build trigger" not in docker("build", str(child)).stdout
+    # a cached rebuild of the child uses the cache for the triggers too
+    (child / "Dockerfile").write_text("FROM onbuild-base:1\nRUN cp /triggered /copied\n")
+    again = docker("build", "-t", "onbuild-child:1", str(child)).stdout
+    assert again.count(" ---> Using cache") == 3 and "Running in" not in again
+
+    for bad, message in (("ONBUILD ONBUILD RUN true", "Chaining ONBUILD via `ONBUILD ONBUILD`"
+                                                      " isn't allowed"),
+                         ("ONBUILD FROM busybox", "FROM isn't allowed as an ONBUILD trigger")):
+        (child / "Dockerfile").write_text(f"FROM busybox\n{bad}\n")
+        proc = docker("build", str(child), check=False)
+        assert proc.returncode != 0 and message in proc.stdout + proc.stderr
+    docker("rmi", "onbuild-child:1", "onbuild-base:1")
+
+
+def test_history_ids_and_parent_follow_local_build_steps(docker, daemon: Daemon,
+                                                         tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx-history"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo a > /a\nENV STEP=2\n"
+                                    "LABEL step=3\n")
+    docker("build", "-t", "hist:1", str(ctx))
+
+    def inspect(ref: str, fmt: str) -> str:
+        return docker("image", "inspect", "-f", fmt, ref).stdout.strip()
+
+    top = inspect("hist:1", "{{.Id}}")
+    env_step = inspect("hist:1", "{{.Parent}}")
+    run_step = inspect(env_step, "{{.Parent}}")
+    base = inspect("busybox", "{{.Id}}")
+    assert env_step.startswith("sha256:") and run_step.startswith("sha256:")
+    assert inspect(run_step, "{{.Parent}}") == base
+    assert inspect("busybox", "{{.Parent}}") == ""   # not built here: no parent
+
+    rows = docker("history", "--no-trunc", "--format", "{{.ID}}|{{.CreatedBy}}",
+                  "hist:1").stdout.splitlines()
+    base_rows = docker("history", "-q", "--no-trunc", "busybox").stdout.split()
+    ids = [r.split("|")[0] for r in rows]
+    assert ids[:4] == [top, env_step, run_step, base]
+    assert ids[4:] == base_rows[1:]                  # the base's own steps: as its history
+    assert all(i == "<missing>" for i in base_rows[1:])
+    assert "LABEL step=3" in rows[0] and "RUN" not in rows[1] and "echo a > /a" in rows[2]
+    api = json.loads(daemon.request("GET", "/images/hist:1/history").body)
+    assert [r["Id"] for r in api[:4]] == ids[:4]
+    assert api[0]["Tags"] == ["hist:1"] and api[3]["Tags"] == ["busybox:latest"]
+    assert api[1]["Tags"] is None
+
+    # docker commit: the container's image is the parent
+    cid = docker("create", *NONE, "hist:1", "true").stdout.strip()
+    committed = docker("commit", cid, "hist:committed").stdout.strip()
+    assert inspect(committed, "{{.Parent}}") == top
+    docker("rm", cid)
+
+    # loaded elsewhere (after save / rmi / load): no parent, older steps <missing>
+    archive = tmp_path / "hist.tar"
+    docker("save", "-o", str(archive), "hist:1")
+    docker("rmi", "hist:committed", "hist:1")
+    docker("load", "-i", str(archive))
+    assert inspect("hist:1", "{{.Parent}}") == ""
+    ids = docker("history", "-q", "--no-trunc", "hist:1").stdout.split()
+    assert ids[0] == top and set(ids[1:]) == {"<missing>"}
+    docker("rmi", "hist:1")

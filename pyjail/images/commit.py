@@ -118,7 +118,7 @@ def commit(engine: Any, ref: str, reference: str | None = None, *, comment: str 
             if author:
                 step["author"] = author
             full["history"] = [*(base.config.get("history") or []), step]
-            image = store.create_image([blob], full, reference)
+            image = store.create_image([blob], full, reference, parent=base.id)
     finally:
         if paused_here:
             with contextlib.suppress(Exception):

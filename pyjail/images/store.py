@@ -604,9 +604,12 @@ class ImageStore:
         return descriptor, diff_id, chain_id
 
     def create_image(self, layer_tars: list[Any], config: dict[str, Any],
-                     reference: str | None = None) -> Image:
+                     reference: str | None = None, *, parent: str | None = None) -> Image:
         """Register layer tars (on top of the layers ``config["rootfs"]`` already lists, which
-        must be in the store) and the full OCI image config; optionally tag it."""
+        must be in the store) and the full OCI image config; optionally tag it.
+
+        ``parent``: the local image this one was made from (a build's previous step, a
+        committed container's image), Docker's ``Parent``; history walks it back."""
         new_ref = self._parse_tag(reference) if reference else None
         config = copy.deepcopy(config)
         rootfs = config.get("rootfs") or {"type": "layers", "diff_ids": []}
@@ -625,7 +628,7 @@ class ImageStore:
                 config["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
                 config.setdefault("architecture", goarch())
                 config.setdefault("os", "linux")
-                image_id = self._register(canonical_json(config), descriptors)
+                image_id = self._register(canonical_json(config), descriptors, parent)
             except BaseException:
                 with contextlib.suppress(Exception):
                     self.gc()   # blobs and layers of this half-made image: no one uses them
@@ -634,7 +637,8 @@ class ImageStore:
                 self._set_tag(image_id, new_ref)
             return self._image(image_id, self._load_refs())
 
-    def _register(self, config_bytes: bytes, layers: list[dict[str, Any]]) -> str:
+    def _register(self, config_bytes: bytes, layers: list[dict[str, Any]],
+                  parent: str | None = None) -> str:
         """Config and manifest blobs, then the imagedb entry that makes it an image."""
         image_id = self.blobs.put(config_bytes)
         manifest = {
@@ -645,9 +649,18 @@ class ImageStore:
         }
         manifest_digest = self.blobs.put(canonical_json(manifest))
         if not self._db_path(image_id).is_file():
-            atomic_write_json(self._db_path(image_id),
-                              {"manifest": manifest_digest, "last_tag_time": None})
+            entry: dict[str, Any] = {"manifest": manifest_digest, "last_tag_time": None}
+            if parent and parent != image_id:
+                entry["parent"] = parent
+            atomic_write_json(self._db_path(image_id), entry)
         return image_id
+
+    def parent(self, image_id: str) -> str:
+        """The image this one was built or committed from ("" when pulled, loaded, imported)."""
+        try:
+            return str(read_json(self._db_path(image_id)).get("parent") or "")
+        except (FileNotFoundError, ValueError):
+            return ""
 
     def import_rootfs(self, tar: BinaryIO | str | os.PathLike[str],
                       reference: str | None = None, *, config: dict[str, Any] | None = None,
@@ -743,14 +756,15 @@ class ImageStore:
             if len(dirs) > 1:
                 data["LowerDir"] = ":".join(dirs[1:])
         try:
-            last_tag = read_json(self._db_path(image.id)).get("last_tag_time")
+            db = read_json(self._db_path(image.id))
         except FileNotFoundError:
-            last_tag = None
+            db = {}
+        last_tag = db.get("last_tag_time")
         out = {
             "Id": image.id,
             "RepoTags": list(image.references),
             "RepoDigests": list(image.repo_digests),
-            "Parent": "",
+            "Parent": db.get("parent") or "",
             "Comment": cfg.get("comment", ""),
             "Created": cfg.get("created", ""),
             "Container": cfg.get("container", ""),
@@ -786,8 +800,17 @@ class ImageStore:
                         "CreatedBy": step.get("created_by", ""), "Tags": None, "Size": size,
                         "Comment": step.get("comment", "")})
         out.reverse()
-        out[0]["Id"] = image.id
-        out[0]["Tags"] = list(image.references) or None
+        # As dockerd: ids (and tags) along the chain of local parents, one per step, newest
+        # first; the steps of a pulled or loaded image stay <missing>.
+        refs = self._load_refs()
+        image_id = image.id
+        for step in out:
+            step["Id"] = image_id
+            tags = [refs_mod.parse(r, default_tag=False) for r, i in refs.items() if i == image_id]
+            step["Tags"] = sorted(t.familiar() for t in tags if not t.digest) or None
+            image_id = self.parent(image_id)
+            if not image_id or not self.has_image(image_id):
+                break
         return out
 
 

@@ -147,6 +147,16 @@ def for_engine(engine: Any) -> Builder:
         return b
 
 
+def _check_trigger(cmd: str) -> None:
+    """Docker's rules for what an ONBUILD may hold."""
+    if not cmd:
+        raise InvalidArgument("ONBUILD requires at least one argument")
+    if cmd == "ONBUILD":
+        raise InvalidArgument("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+    if cmd in ("FROM", "MAINTAINER"):
+        raise InvalidArgument(f"{cmd} isn't allowed as an ONBUILD trigger")
+
+
 def _familiar(tag: str) -> str:
     from pyjail.images.reference import parse as parse_ref
     return parse_ref(tag).familiar()
@@ -184,16 +194,11 @@ class _Run:
         state: _State | None = None
         for stage in chosen:
             state = self._from(stage, global_args)
+            self._triggers(state, stage.from_instr, global_args)
             for ins in stage.body:
                 self.step += 1
                 self.say(f"Step {self.step}/{self.total} : {ins.original}\n")
-                try:
-                    self._dispatch(state, ins, global_args)
-                except BuildError:
-                    raise
-                except PyjailError as exc:
-                    raise BuildError(f"{self.dockerfile}:{ins.line}: {ins.original}: "
-                                     f"{exc.message}") from exc
+                self._checked(state, ins, ins, global_args)
             self.stage_images[str(stage.index)] = state.image_id
             if stage.name:
                 self.stage_images[stage.name] = state.image_id
@@ -205,6 +210,35 @@ class _Run:
         if state.image_id is None:
             state.image_id = self._commit(state, [], "", empty=True, key=None)
         return state.image_id
+
+    def _checked(self, st: _State, ins: Instruction, where: Instruction,
+                 global_args: dict[str, str | None]) -> None:
+        """Dispatch; an engine error becomes a BuildError naming ``where``'s line."""
+        try:
+            self._dispatch(st, ins, global_args)
+        except BuildError:
+            raise
+        except PyjailError as exc:
+            raise BuildError(f"{self.dockerfile}:{where.line}: {where.original}: "
+                             f"{exc.message}") from exc
+
+    def _triggers(self, st: _State, from_instr: Instruction,
+                  global_args: dict[str, str | None]) -> None:
+        """The base image's ONBUILD triggers, run right after FROM as Docker's legacy builder
+        runs them (in this build's context); they are not passed on to the new image."""
+        triggers = list(st.section.get("OnBuild") or [])
+        if not triggers:
+            return
+        st.section["OnBuild"] = None
+        self.say(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n")
+        for text in triggers:
+            parsed = parse(text)
+            if len(parsed) != 1:
+                raise BuildError(f"{self.dockerfile}:{from_instr.line}: invalid ONBUILD "
+                                 f"trigger in the base image: {text!r}")
+            ins = parsed[0]
+            _check_trigger(ins.cmd)
+            self._checked(st, ins, from_instr, global_args)
 
     # -- FROM -------------------------------------------------------------------------------
     def _from(self, stage: Stage, global_args: dict[str, str | None]) -> _State:
@@ -293,7 +327,7 @@ class _Run:
             if empty:
                 hist["empty_layer"] = True
             cfg["history"] = [*(cfg.get("history") or []), hist]
-        image = self.store.create_image(layers, cfg)
+        image = self.store.create_image(layers, cfg, parent=st.image_id)
         if key is not None:
             self.new_entries[key] = image.id
         if st.image_id:
@@ -339,7 +373,10 @@ class _Run:
             sec["WorkingDir"] = wd
             if st.image_id is not None and self._image_stat(st, wd.lstrip("/")) is None:
                 layer = [self._write_layer(st, [], mkdirs=[wd.lstrip("/")])]
-        elif cmd in ("HEALTHCHECK", "ONBUILD"):
+        elif cmd == "ONBUILD":
+            _check_trigger(rest.split(None, 1)[0].upper() if rest.strip() else "")
+            st.config["config"] = ch.apply_changes(sec, [f"{cmd} {rest}"])
+        elif cmd == "HEALTHCHECK":
             st.config["config"] = ch.apply_changes(sec, [f"{cmd} {rest}"])
         else:
             st.config["config"] = ch.apply_changes(sec, [f"{cmd} {ch._expand(rest, expand)}"])
