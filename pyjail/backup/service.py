@@ -46,8 +46,11 @@ class BackupService:
         self._sched_path = self.root / "schedules.json"
         self._lock = threading.RLock()
         self._wake = threading.Event()
-        for stale in self.root.glob(".tmp-*"):   # staging of an interrupted restore
-            shutil.rmtree(stale, ignore_errors=True)
+        for stale in self.root.glob(".tmp-*"):   # an interrupted restore's staging or upload
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
         for stale in self.root.glob(".*.partial"):   # an archive a crash left unfinished
             stale.unlink(missing_ok=True)
         self._thread: threading.Thread | None = None

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from tornado.web import stream_request_body
 
 from pyjail import errors
 from pyjail.backup.restore import CHECKED
@@ -60,8 +62,45 @@ class VolumeBackupHandler(_ProgressStream):
         await self.stream(work)
 
 
+@stream_request_body
 class _ArchiveInput(_ProgressStream):
-    """The archive of a request: ``{id}`` in the path, ``?path=``, or the request body."""
+    """The archive of a request: ``{id}`` in the path, ``?path=``, or the request body.
+
+    A body is streamed into a temporary file in the backups directory as it arrives (an
+    archive can be many gigabytes: never held in memory); it is removed when the request
+    ends, whatever happened.
+    """
+
+    _upload: BinaryIO | None = None
+    _upload_path: Path | None = None
+    selectors: tuple[str, ...] = ("path",)   # query parameters that name a stored archive
+
+    def prepare(self) -> None:
+        super().prepare()
+        if any(self.path_args) or any(self.query(q) for q in self.selectors):
+            return
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-upload-", dir=self.engine.backups.root)
+        self._upload, self._upload_path = os.fdopen(fd, "wb"), Path(tmp)
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self._upload is not None:
+            await self.call(self._upload.write, chunk)
+
+    def _drop_upload(self) -> None:
+        if self._upload is not None:
+            self._upload.close()
+            self._upload = None
+        if self._upload_path is not None:
+            self._upload_path.unlink(missing_ok=True)
+            self._upload_path = None
+
+    def on_finish(self) -> None:
+        self._drop_upload()
+
+    def on_connection_close(self) -> None:
+        super().on_connection_close()
+        if self._upload is not None:   # gone mid-upload: post() never runs
+            self._drop_upload()
 
     def archive(self, backup_id: str | None) -> tuple[Path, bool]:
         svc = self.engine.backups
@@ -70,12 +109,14 @@ class _ArchiveInput(_ProgressStream):
         path = self.query("path")
         if path:
             return svc.resolve(path), False
-        if not self.request.body:
+        if self._upload is None or self._upload_path is None:
             raise errors.InvalidArgument("send the archive as the body, or give ?path=")
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-upload-", dir=svc.root)
-        with os.fdopen(fd, "wb") as f:
-            f.write(self.request.body)
-        return Path(tmp), True
+        self._upload.flush()
+        self._upload.close()
+        self._upload = None
+        if self._upload_path.stat().st_size == 0:
+            raise errors.InvalidArgument("send the archive as the body, or give ?path=")
+        return self._upload_path, True
 
 
 class RestoreHandler(_ArchiveInput):
@@ -113,6 +154,8 @@ class RestoreHandler(_ArchiveInput):
 
 class VerifyHandler(_ArchiveInput):
     """``POST /pyjail/v1/backups/verify?path=|name=`` (or body): 200 valid, 400 damaged."""
+
+    selectors = ("path", "name")
 
     async def post(self, backup_id: str | None = None) -> None:
         path, temporary = await self.call(self.archive, backup_id or self.query("name"))
