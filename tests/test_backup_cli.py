@@ -97,6 +97,7 @@ def test_verify_exit_status_intact_flipped_truncated(daemon, source, workdir):
 
     by_id = max(catalogue(daemon), key=lambda e: e["Created"])["Id"]
     assert pyjail("verify", by_id, host=daemon.host).returncode == 0
+    assert not list((daemon.root / "backups").glob(".tmp-upload-*"))   # uploads removed
 
 
 def test_restore_a_local_file_and_a_catalogue_id(daemon, source, workdir):
