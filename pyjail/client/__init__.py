@@ -14,6 +14,7 @@ history   id, created (UTC), created_by, size, comment, tags
 df        type, total, active, size, reclaimable
 events    time (UTC), type, action, id, name, attributes
 backups   id, name, container, image, created (UTC), size
+schedule  id, target, when, keep, max_age (seconds), mode, runs, next_run (UTC), last_error
 inspect   field, value; indexed by the inspected object's name
 prune     type, deleted, space_reclaimed, ids
 ========  ====================================================================================
