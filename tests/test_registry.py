@@ -659,3 +659,62 @@ def test_docker_cli_push_and_pull_between_daemons(registry: Registry, auth_regis
         api_b.pull(private, tag="p")
     api_b.pull(private, tag="p", auth_config={"username": USER, "password": PASSWORD})
     assert ImageStore(b.root / "data" / "images").resolve(f"{private}:p").id == image.id
+
+
+@needs_registry
+def test_login_cli_and_docker_py(auth_registry: Registry, registry: Registry,
+                                 daemons: tuple[Daemon, Daemon], tmp_path: Path) -> None:
+    a, _ = daemons
+    env = dict(os.environ, DOCKER_CONFIG=str(tmp_path / "cli-config"))
+
+    def docker(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["docker", "-H", f"unix://{a.sock}", *args], capture_output=True,
+                              text=True, timeout=60, env=env, input=stdin)
+
+    host = auth_registry.host
+    out = docker("login", "-u", USER, "--password-stdin", host, stdin="wrong\n")
+    assert out.returncode != 0
+    assert (f"login attempt to http://{host}/v2/ failed with status: 401 Unauthorized"
+            in out.stderr), out.stderr
+    assert not (tmp_path / "cli-config" / "config.json").exists() or host not in (
+        tmp_path / "cli-config" / "config.json").read_text()
+    out = docker("login", "-u", USER, "--password-stdin", host, stdin=PASSWORD + "\n")
+    assert out.returncode == 0, out.stderr
+    assert "Login Succeeded" in out.stdout
+    saved = json.loads((tmp_path / "cli-config" / "config.json").read_text())
+    assert base64.b64decode(saved["auths"][host]["auth"]).decode() == f"{USER}:{PASSWORD}"
+    # the stored credentials then go along with a push through the same daemon
+    ref = f"{host}/login-cli:1"
+    busybox_image(ImageStore(a.root / "data" / "images"), ref)
+    out = docker("push", ref)
+    assert out.returncode == 0 and "digest: sha256:" in out.stdout, out.stderr
+    assert docker("logout", host).returncode == 0
+
+    import docker as docker_py
+    client = docker_py.DockerClient(base_url=f"unix://{a.sock}", version="1.44")
+    try:
+        with pytest.raises(docker_py.errors.APIError) as info:
+            client.login(USER, "wrong", registry=host, reauth=True,
+                         dockercfg_path=str(tmp_path / "none.json"))
+        assert info.value.status_code == 401
+        assert "failed with status: 401 Unauthorized" in str(info.value)
+        answer = client.login(USER, PASSWORD, registry=host, reauth=True,
+                              dockercfg_path=str(tmp_path / "none.json"))
+        assert answer == {"Status": "Login Succeeded", "IdentityToken": ""}
+        # a registry without auth accepts anyone, as with dockerd
+        assert client.login("anyone", "x", registry=registry.host, reauth=True,
+                            dockercfg_path=str(tmp_path / "none.json"))["Status"] == \
+            "Login Succeeded"
+    finally:
+        client.close()
+
+
+@needs_registry
+def test_login_bearer_realm(proxy: _Proxy) -> None:
+    from pyjail.images.registry import login
+    proxy.bearer = True
+    host = f"127.0.0.1:{proxy.server_address[1]}"
+    assert login(Credentials(USER, PASSWORD, serveraddress=host)) == ("Login Succeeded", "")
+    assert proxy.scopes == [""]   # asked for no repository scope
+    with pytest.raises(RegistryUnauthorized, match="incorrect username or password"):
+        login(Credentials(USER, "nope", serveraddress=f"http://{host}/"))

@@ -8,6 +8,7 @@ from tornado.web import Application, RequestHandler
 
 from .context import DaemonContext
 from .handlers import archive as ar
+from .handlers import auth as au
 from .handlers import backups as bk
 from .handlers import build as b
 from .handlers import containers as c
@@ -31,6 +32,7 @@ ROUTES: list[tuple[str, type[RequestHandler]]] = [
     (r"/info", s.InfoHandler),
     (r"/system/df", s.SystemDfHandler),
     (r"/events", s.EventsHandler),
+    (r"/auth", au.AuthHandler),
     # containers
     (r"/containers/json", c.ContainerListHandler),
     (r"/containers/create", c.ContainerCreateHandler),

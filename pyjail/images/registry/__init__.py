@@ -8,6 +8,7 @@ from pyjail.images.registry.errors import (
     RegistryError,
     RegistryUnauthorized,
 )
+from pyjail.images.registry.login import login, server_domain
 from pyjail.images.registry.pull import pull
 from pyjail.images.registry.push import push
 
@@ -21,6 +22,8 @@ __all__ = [
     "decode_registry_auth",
     "encode_registry_auth",
     "is_insecure",
+    "login",
     "pull",
     "push",
+    "server_domain",
 ]

@@ -90,6 +90,8 @@ class RegistryClient:
         self._challenge: tuple[str, dict[str, str]] | None = None
         self.base: str | None = None
         self._verify: bool | str = True
+        self.offline = False      # login: ask the token server for a refresh token too
+        self.refresh_token = ""   # ... which it may send along with the access token
         ca = self._find_ca(certs_dirs)
         if ca:
             self._verify = ca
@@ -139,7 +141,8 @@ class RegistryClient:
                 return
 
     def _scope(self, extra: Iterable[str]) -> str:
-        return " ".join([f"repository:{self.repository}:{self.actions}", *extra])
+        own = [f"repository:{self.repository}:{self.actions}"] if self.repository else []
+        return " ".join([*own, *extra])
 
     def _authorization(self, scopes: Iterable[str]) -> str | None:
         if self._challenge is None:
@@ -160,9 +163,11 @@ class RegistryClient:
         if not realm:
             raise RegistryError(f"registry {self.host}: bearer challenge without a realm")
         creds = self.credentials
-        query = {"scope": scope}
+        query = {"scope": scope} if scope else {}
         if params.get("service"):
             query["service"] = params["service"]
+        if self.offline:
+            query.update({"offline_token": "true", "client_id": "pyjail"})
         try:
             if creds.identitytoken:
                 r = self.session.post(realm, data={
@@ -180,9 +185,12 @@ class RegistryClient:
                 f'Get "{realm}": {describe(_json(r), "unauthorized: incorrect username or password")}')
         if r.status_code != 200:
             raise RegistryError(f'Get "{realm}": token server answered {r.status_code}')
-        token = auth_mod.token_from_response(_json(r))
+        body = _json(r)
+        token = auth_mod.token_from_response(body)
         if not token:
             raise RegistryError(f'Get "{realm}": the token server sent no token')
+        if isinstance(body, dict) and body.get("refresh_token"):
+            self.refresh_token = str(body["refresh_token"])
         return token
 
     def url(self, path: str) -> str:
