@@ -191,7 +191,7 @@ def test_the_magic_has_the_same_subcommands(daemon, source, workdir):
     shell.run_cell(f"%config ContainerMagics.host = '{daemon.host}'")
     try:
         local = workdir / "magic.tar.zst"
-        result = shell.run_cell(f"%container backup -q --mode stop -o {local} {source}")
+        result = shell.run_cell(f"%container backup -q --mode pause -o {local} {source}")
         assert result.error_in_exec is None, result.error_in_exec
         assert result.result.path == str(local) and local.is_file()
         verified = shell.run_cell(f"%container verify {local}")
