@@ -68,7 +68,8 @@ def _wait_exit(d: Daemon, name: str) -> int:
     return resp.json()["StatusCode"]
 
 
-def test_migrate_a_daemon_data_root_and_run_it_there():
+@pytest.mark.parametrize("how", ["rename", "copy"])
+def test_migrate_a_daemon_data_root_and_run_it_there(how):
     d = start_daemon()
     base, old = d.data_root, d.data_root / "data"
     new = base / "moved"
@@ -106,8 +107,9 @@ def test_migrate_a_daemon_data_root_and_run_it_there():
         engine.close()
 
         moved = pyjail("storage", "migrate", "--from", str(old), "--to", str(new),
-                       "--config", str(config))
+                       "--config", str(config), *(["--copy"] if how == "copy" else []))
         assert moved.returncode == 0, moved.stderr
+        assert ("verified the copy" in moved.stderr) == (how == "copy"), moved.stderr
         assert moved.stdout.strip() == str(new)
         assert not old.exists() and not (new / MARKER).exists()
         assert not os.path.exists(run_dir_for(str(old)))
