@@ -119,17 +119,15 @@ def backup_container(engine: Engine, ref: str, dest: Path, *,
             sources = [c.dir / "diff"] + [Path(m["Source"]) for m in volumes + binds]
             ticker = _Ticker(report, sum(tree_size(s) for s in sources))
             ticker.status = "Copying container filesystem"
-            writer.add("rootfs.tar", lambda out: create_layer(c.dir / "diff", out), ticker.tick,
-                       hashed=True)
+            writer.add("rootfs.tar", lambda out: create_layer(c.dir / "diff", out), ticker.tick)
             for m in volumes:
                 ticker.status = f"Copying volume {m['Name']}"
                 writer.add(f"volumes/{m['Name']}.tar",
-                           lambda out, m=m: create_layer(m["Source"], out), ticker.tick,
-                           hashed=True)
+                           lambda out, m=m: create_layer(m["Source"], out), ticker.tick)
             for i, m in enumerate(binds):
                 ticker.status = f"Copying bind mount {m['Source']}"
                 writer.add(f"binds/{i}.tar", lambda out, m=m: create_layer(m["Source"], out),
-                           ticker.tick, hashed=True)
+                           ticker.tick)
         if post_hook and (c.running or not was_running):
             report(progress_message(f"Running post hook: {post_hook}"))
             run_hook(engine, c, post_hook)
@@ -159,7 +157,7 @@ def backup_volume(engine: Engine, name: str, dest: Path, *,
         ticker = _Ticker(report, tree_size(meta["Mountpoint"]))
         ticker.status = f"Copying volume {name}"
         writer.add(f"volumes/{name}.tar", lambda out: create_layer(meta["Mountpoint"], out),
-                   ticker.tick, hashed=True)
+                   ticker.tick)
         writer.add_bytes("volume.json", _json({k: v for k, v in meta.items() if k != "Mountpoint"}))
         info = {"Kind": "volume", "Created": _now(), "Mode": "live", "Container": "", "Image": "",
                 "Volumes": [name], **(extra or {})}
