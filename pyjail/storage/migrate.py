@@ -16,6 +16,7 @@ reached; running the same command again after a crash finishes the move.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -131,11 +132,7 @@ def migrate(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
     try:
         _quiesce(src_p, say)
         same_fs = os.stat(src_p).st_dev == os.stat(dst_p.parent).st_dev
-        if same_fs and not copy:
-            _write_marker(src_p, src_p, dst_p, "renamed")
-            os.rename(src_p, dst_p)   # the lock's inode moves with the tree
-            fsync_dir(dst_p.parent)
-            fsync_dir(src_p.parent)
+        if same_fs and not copy and _rename(src_p, dst_p):
             say(f"renamed {src_p} to {dst_p}")
             return _finish(src_p, dst_p, "rename", say, olds)
         dst_p.mkdir(mode=0o711, exist_ok=True)
@@ -143,6 +140,22 @@ def migrate(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
         return _copy(src_p, dst_p, say, olds)
     finally:
         os.close(fd)
+
+
+def _rename(src: Path, dst: Path) -> bool:
+    """One atomic rename; False when the kernel says it crosses mounts (a bind mount on the
+    same device), so the caller copies instead."""
+    _write_marker(src, src, dst, "renamed")   # travels with the tree
+    try:
+        os.rename(src, dst)   # the lock's inode moves with the tree
+    except OSError as exc:
+        (src / MARKER).unlink(missing_ok=True)
+        if exc.errno == errno.EXDEV:
+            return False
+        raise errors.RuntimeFailure(f"renaming {src} to {dst}: {exc.strerror}") from None
+    fsync_dir(dst.parent)
+    fsync_dir(src.parent)
+    return True
 
 
 def _read_marker(path: Path) -> dict[str, Any] | None:
