@@ -15,8 +15,10 @@ image store, through the code ``docker commit`` runs (pyjail.images.commit.layer
 layer tar written straight into a blob, hashed once, then unpacked as the image's layer
 dir, synced, renamed into place). GNU tar does the same two steps with no hashing and no
 sync: `tar -cf layer.tar -C upper . && tar -xf layer.tar -C layer/` (uncompressed, as
-``docker commit`` stores it: compression happens on push). `tar -cf` alone against the
-tar-writing half (create_layer into a blob, hashed) is printed too.
+``docker commit`` stores it: compression happens on push); and, for the same outputs as a
+commit (tar, digest, layer dir), `tar -cf - | tee layer.tar | sha256sum` before the
+`tar -xf`. `tar -cf` alone against the tar-writing half (create_layer into a blob, hashed)
+is printed too.
 Usage: bench/bench_layers.py [N=7] [--gzip] [--dir DIR] [--only unpack,commit]
        (as root: both then chown)
 """
@@ -168,6 +170,11 @@ def bench_commit(tmp: Path, src: Path, total: int, rounds: int) -> None:
         subprocess.run(["tar", "-C", str(src), "-cf", str(gnu_tar), "."], check=True)
         subprocess.run(["tar", "-xf", str(gnu_tar), "-C", str(gnu_dir)], check=True)
 
+    def gnu_commit_digest() -> None:   # the same outputs as a commit: tar, digest, layer dir
+        subprocess.run(f"tar -C '{src}' -cf - . | tee '{gnu_tar}' | sha256sum >/dev/null",
+                       shell=True, check=True)
+        subprocess.run(["tar", "-xf", str(gnu_tar), "-C", str(gnu_dir)], check=True)
+
     def our_commit() -> None:
         made.append(layer_image(store, src, {"config": {}}).id)
 
@@ -177,7 +184,9 @@ def bench_commit(tmp: Path, src: Path, total: int, rounds: int) -> None:
 
     print("\ncommit (tar + unpack into a layer dir)")
     med, mcpu = alternate(rounds, [("tar -cf && tar -xf", gnu_commit, resource.RUSAGE_CHILDREN),
-                                   ("commit (layer_image)", our_commit, resource.RUSAGE_SELF)],
+                                   ("commit (layer_image)", our_commit, resource.RUSAGE_SELF),
+                                   ("tar|sha256sum && tar -xf", gnu_commit_digest,
+                                    resource.RUSAGE_CHILDREN)],
                           setup)
     layer = store.layer_dirs(store.resolve(made[-1]))[0]
     a, b = snapshot(gnu_dir), snapshot(layer)
@@ -185,6 +194,8 @@ def bench_commit(tmp: Path, src: Path, total: int, rounds: int) -> None:
     print(f"layer identical to GNU tar's copy: {not diff}"
           + (f" (first differences: {diff[:5]})" if diff else ""))
     show(total, med, mcpu, "commit (layer_image)", "tar -cf && tar -xf", rounds)
+    print(f"throughput ratio commit (layer_image) / tar|sha256sum && tar -xf: wall "
+          f"{med['tar|sha256sum && tar -xf'] / med['commit (layer_image)']:.2f}x")
     print("\ncreate the layer tar only")
     med, mcpu = alternate(rounds, [
         ("tar -cf", lambda: subprocess.run(["tar", "-C", str(src), "-cf", str(gnu_tar), "."],

@@ -444,3 +444,31 @@ def test_same_tree_as_gnu_tar(tmp_path: Path, fmt: str) -> None:
     extract_layer(tarball, ours)
     assert snapshot(ours) == snapshot(theirs)
     assert snapshot(ours) == snapshot(src)
+
+
+def test_fast_ustar_headers_match_tarfile_byte_for_byte() -> None:
+    """create_layer's own header writer must give tarfile's bytes (diff_ids stay stable)."""
+    import random
+
+    from pyjail.images.layers import ustar_header
+    rng = random.Random(7)
+    fast = 0
+    for _ in range(3000):
+        typ = rng.choice([b"0", b"1", b"2", b"3", b"4", b"5", b"6"])
+        name = "".join(rng.choice("ab/._-") for _ in range(rng.randint(1, 110)))
+        info = tarfile.TarInfo(name + ("é" if rng.random() < 0.1 else ""))
+        info.type, info.mode = typ, rng.randint(0, 0o7777)
+        info.uid, info.gid = rng.randint(0, 1 << 22), rng.randint(0, 70000)
+        info.size = rng.randint(0, 1 << 34) if typ == b"0" else 0
+        info.mtime = rng.randint(0, 1 << 34)
+        info.linkname = "".join(rng.choice("ab/") for _ in range(rng.randint(0, 105))) \
+            if typ in (b"1", b"2") else ""
+        info.devmajor, info.devminor = rng.randint(0, 300), rng.randint(0, 300)
+        info.uname = info.gname = ""
+        name = info.name + "/" if typ == b"5" and not info.name.endswith("/") else info.name
+        got = ustar_header(name, info.mode, info.uid, info.gid, info.size, info.mtime, typ,
+                           info.linkname, info.devmajor, info.devminor)
+        if got is not None:
+            fast += 1
+            assert got == info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    assert 500 < fast < 3000   # both paths were taken

@@ -15,7 +15,6 @@ import hashlib
 import os
 import queue
 import stat
-import struct
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -492,24 +491,35 @@ class _LayerWriter:
 
     def file(self, header: bytes, path: str, size: int) -> None:
         """A member's header and data; large files skip the batching buffer."""
-        with open(path, "rb", buffering=0) as f:
-            if size + len(header) + self.buffered <= tarstream.CHUNK:
-                data = f.read(size)
+        fd = os.open(path, _READ_FLAGS)
+        try:
+            if size + self.buffered < tarstream.CHUNK:   # small: one read, batched
+                data = os.read(fd, size)
                 if len(data) != size:
                     raise PyjailError(f"{path} changed size while it was archived")
-                self.add(header + data + bytes(-size % tarstream.BLOCK))
+                pending = self.pending
+                pending.append(header)
+                pending.append(data)
+                pad = -size % tarstream.BLOCK
+                if pad:
+                    pending.append(_ZEROS[:pad])
+                self.buffered += len(header) + size + pad
+                if self.buffered >= tarstream.CHUNK:
+                    self.flush()
                 return
             self.add(header)
             self.flush()
             remaining = size
             while remaining:
-                chunk = f.read(min(remaining, tarstream.CHUNK))
+                chunk = os.read(fd, min(remaining, tarstream.CHUNK))
                 if not chunk:
                     raise PyjailError(f"{path} shrank while it was archived")
                 self._write(chunk)
                 remaining -= len(chunk)
             if size % tarstream.BLOCK:
                 self.add(bytes(tarstream.BLOCK - size % tarstream.BLOCK))
+        finally:
+            os.close(fd)
 
     def digest(self) -> str:
         self.flush()
@@ -520,7 +530,14 @@ class _LayerWriter:
         return "sha256:" + self.hash.hexdigest()
 
 
-_USTAR_NUMBERS = struct.Struct("8s8s8s12s12s")
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_ZEROS = bytes(tarstream.BLOCK)
+_TAIL = b"ustar\x0000" + bytes(64)
+_TAIL_PAD = bytes(167)
+_NO_DEV = bytes(16)
+# checksum of the constant bytes: the 8 spaces counted in place of the field, the magic
+_CHKSUM_BASE = 8 * 32 + sum(_TAIL)
+_ids_cache: dict[tuple[int, int, int], tuple[bytes, int]] = {}
 
 
 def ustar_header(name: str, mode: int, uid: int, gid: int, size: int, mtime: int,
@@ -528,26 +545,32 @@ def ustar_header(name: str, mode: int, uid: int, gid: int, size: int, mtime: int
                  ) -> bytes | None:
     """The header ``tarfile`` writes in PAX format when no PAX record is needed (ASCII names
     that fit, numbers in octal range), byte for byte, at a tenth of the cost; else None."""
-    try:
-        bname = name.encode("ascii")
-        blink = linkname.encode("ascii")
-    except UnicodeEncodeError:
+    if not (name.isascii() and linkname.isascii()):
         return None
+    bname = name.encode()
+    blink = linkname.encode()
     if len(bname) > 100 or len(blink) > 100 or not (
-            0 <= uid < 0o10000000 and 0 <= gid < 0o10000000 and 0 <= size < 0o100000000000
-            and 0 <= mtime < 0o100000000000):
+            0 <= size < 0o100000000000 and 0 <= mtime < 0o100000000000):
         return None
+    key = (mode, uid, gid)
+    ids = _ids_cache.get(key)
+    if ids is None:
+        if not (0 <= uid < 0o10000000 and 0 <= gid < 0o10000000):
+            return None
+        field = b"%07o\0%07o\0%07o\0" % (mode & 0o7777, uid, gid)
+        ids = (field, sum(field))
+        if len(_ids_cache) < 4096:
+            _ids_cache[key] = ids
+    times = b"%011o\0%011o\0" % (size, mtime)
     if typ in (b"3", b"4"):
         if not (0 <= devmajor < 0o10000000 and 0 <= devminor < 0o10000000):
             return None
         dev = b"%07o\0%07o\0" % (devmajor, devminor)
     else:
-        dev = bytes(16)
-    buf = b"".join((bname.ljust(100, b"\0"),
-                    b"%07o\0%07o\0%07o\0%011o\0%011o\0" % (mode & 0o7777, uid, gid, size, mtime),
-                    b"        ", typ, blink.ljust(100, b"\0"), b"ustar\x0000", bytes(64), dev,
-                    bytes(167)))
-    return b"%s%06o\0 %s" % (buf[:148], sum(buf), buf[156:])
+        dev = _NO_DEV
+    chksum = _CHKSUM_BASE + sum(bname) + ids[1] + sum(times) + typ[0] + sum(blink) + sum(dev)
+    return b"".join((bname.ljust(100, b"\0"), ids[0], times, b"%06o\0 " % chksum, typ,
+                     blink.ljust(100, b"\0"), _TAIL, dev, _TAIL_PAD))
 
 
 def _listxattrs(path: str) -> dict[str, str]:
