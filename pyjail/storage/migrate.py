@@ -87,7 +87,13 @@ def _quiesce(root: Path, say: Say) -> None:
     if mounted:
         raise errors.Conflict(f"something is mounted under {root}: {mounted[0]}")
     if (root / "containers").is_dir() or (root / "network").is_dir():
-        engine = Engine(root, start_supervisor=False, restart_policies=False)
+        try:
+            engine = Engine(root, start_supervisor=False, restart_policies=False)
+        except errors.PyjailError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a damaged record: one line, not a trace
+            raise errors.RuntimeFailure(f"cannot open the data root {root}: "
+                                        f"{type(exc).__name__}: {exc}") from None
         if any(c.running for c in engine.containers.all()):
             engine.close()
             raise errors.Conflict(f"containers are running on {root}; stop them first")
