@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -38,16 +36,12 @@ def daemon():
     d.stop()
 
 
-def test_help_starts_fast_without_heavy_imports():
+def test_help_runs_without_heavy_imports():
+    """--help must not pay for pandas, docker-py or the engine (its time is in bench/bench_client.py)."""
     script = Path(sys.executable).with_name("pyjail")
     cmd = [str(script), "--help"] if script.exists() else [*PYJAIL, "--help"]
-    times = []
-    for _ in range(5):
-        started = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        times.append(time.perf_counter() - started)
-        assert proc.returncode == 0 and "daemon" in proc.stdout
-    assert statistics.median(times) < 0.150, times
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0 and "daemon" in proc.stdout
     imports = subprocess.run([sys.executable, "-X", "importtime", "-m", "pyjail", "--help"],
                              capture_output=True, text=True).stderr
     for heavy in ("pandas", "ipywidgets", "docker", "requests", "IPython", "pyjail.engine"):
