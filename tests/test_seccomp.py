@@ -265,12 +265,9 @@ def test_compile_shape_and_cache(default_oci: dict, default_bpf: bytes) -> None:
     assert isinstance(default_bpf, bytes)
     assert len(default_bpf) % 8 == 0 and 0 < len(default_bpf) // 8 <= 4096
     shuffled = json.loads(json.dumps(default_oci, sort_keys=True))  # other key order, new objects
-    t0 = time.perf_counter()
     again = compile_filter(shuffled)
-    hit = time.perf_counter() - t0
-    assert again is default_bpf
+    assert again is default_bpf  # the cache answered: the very same object
     assert compile_filter(copy.deepcopy(default_oci)) is default_bpf
-    assert hit < 0.01, hit
     other = compile_filter(profile_to_oci(DEFAULT_PROFILE, [*DOCKER_CAPS, "CAP_SYS_ADMIN"]))
     assert other != default_bpf
 
