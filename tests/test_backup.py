@@ -287,3 +287,70 @@ def test_bind_contents_when_asked(daemons: tuple[Daemon, Daemon], tmp_path: Path
     status, body = stream(b, f"/pyjail/v1/backups/restore?path={quote(plain['Path'])}"
                              "&name=binder2")
     assert status == 200, body
+
+
+def _volume_archive(path: Path, volume: str, layer: Callable[[object], object]) -> None:
+    """A volume backup whose layer member is produced by ``layer(stream)``."""
+    from pyjail.backup.archive import ArchiveWriter
+    meta = {"Name": volume, "Driver": "local", "Labels": {}, "Options": {}, "Scope": "local"}
+    with ArchiveWriter(path, lambda m: None) as w:
+        w.add(f"volumes/{volume}.tar", layer)
+        w.add_bytes("volume.json", json.dumps(meta).encode())
+        w.finish({"Kind": "volume", "Created": "2026-11-27T20:00:00.000000Z", "Mode": "live",
+                  "Container": "", "Image": "", "Volumes": [volume]})
+
+
+def test_large_volume_restores_across_parts(daemons: tuple[Daemon, Daemon],
+                                            tmp_path: Path) -> None:
+    """A layer bigger than one archive part is extracted while it streams, part to part."""
+    from pyjail.images.layers import create_layer
+    _, b = daemons
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    big = os.urandom(40 << 20)   # three 16 MiB parts
+    (tree / "sub" / "big").write_bytes(big)
+    (tree / "small").write_bytes(b"small\n")
+    os.chmod(tree / "small", 0o640)
+    os.link(tree / "small", tree / "sub" / "hard")
+    os.symlink("../small", tree / "sub" / "link")
+    archive = tmp_path / "big.tar.zst"
+    _volume_archive(archive, "bigvol", lambda out: create_layer(tree, out))
+    status, lines = stream(b, f"/pyjail/v1/backups/restore?path={quote(str(archive))}")
+    assert status == 200, lines
+    data = b.data_root / "data" / "volumes" / "bigvol" / "_data"
+    assert (data / "sub" / "big").read_bytes() == big
+    assert (data / "small").read_bytes() == b"small\n"
+    assert (data / "small").stat().st_mode & 0o777 == 0o640
+    assert (data / "sub" / "hard").stat().st_ino == (data / "small").stat().st_ino
+    assert os.readlink(data / "sub" / "link") == "../small"
+    assert not [p for p in (b.data_root / "data" / "backups").iterdir()
+                if p.name.startswith(".tmp-")]
+
+
+def test_unsafe_layer_is_refused_before_anything_exists(daemons: tuple[Daemon, Daemon],
+                                                        tmp_path: Path) -> None:
+    """Checksums fine, but a layer climbing out through a symlink: refused while verifying,
+    so no volume is created and nothing is written outside the staging area."""
+    import io
+    import tarfile
+    _, b = daemons
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w", format=tarfile.PAX_FORMAT) as t:
+        link = tarfile.TarInfo("link")
+        link.type, link.linkname = tarfile.SYMTYPE, str(outside)
+        t.addfile(link)
+        evil = tarfile.TarInfo("link/evil")
+        evil.size = 5
+        t.addfile(evil, io.BytesIO(b"owned"))
+    archive = tmp_path / "evil.tar.zst"
+    _volume_archive(archive, "evilvol", lambda out: out.write(layer.getvalue()))
+    before = state(b)
+    status, body = stream(b, f"/pyjail/v1/backups/restore?path={quote(str(archive))}")
+    assert status == 400, body
+    assert "outside" in body[0]["message"], body
+    assert state(b) == before
+    assert list(outside.iterdir()) == []
+    assert not [p for p in (b.data_root / "data" / "backups").iterdir()
+                if p.name.startswith(".tmp-")]
