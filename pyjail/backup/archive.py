@@ -70,7 +70,7 @@ class _Hasher:
 
     def __init__(self) -> None:
         self._hash = hashlib.sha256()
-        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=64)   # bounds the backlog
         self._thread = threading.Thread(target=self._run, daemon=True, name="pyjail-backup-hash")
         self._thread.start()
         self._digest = ""
