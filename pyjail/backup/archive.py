@@ -112,15 +112,9 @@ class _Compressor:
         self.proc: subprocess.Popen[bytes] | None = None
         self.pump: threading.Thread | None = None
         self.kind, _ = compression()
+        self.error: BaseException | None = None
         exe = shutil.which("zstd")
-        try:
-            import zstandard  # type: ignore[import-not-found]
-        except ImportError:
-            zstandard = None
-        if zstandard is not None:   # in-process: no pipe to copy every byte through, twice
-            self.stream = zstandard.ZstdCompressor(level=3, threads=0).stream_writer(
-                _HashedFile(self), closefd=False, write_size=CHUNK)
-        elif exe:
+        if exe:
             self.proc = subprocess.Popen([exe, "-q", "-3", "-T0", "-c"], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, bufsize=0)
             assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -130,9 +124,16 @@ class _Compressor:
             self.pump = threading.Thread(target=self._pump, daemon=True,
                                          name="pyjail-backup-zstd")
             self.pump.start()
+        elif self.kind == "zstd":   # in-process; its output hashed and written by the pump
+            import zstandard  # type: ignore[import-not-found]
+            self.compressed: queue.Queue[bytes | None] = queue.Queue(maxsize=32)
+            self.pump = threading.Thread(target=self._pump_queue, daemon=True,
+                                         name="pyjail-backup-out")
+            self.pump.start()
+            self.stream = zstandard.ZstdCompressor(level=3).stream_writer(
+                _Handoff(self.compressed), closefd=False, write_size=CHUNK)
         else:
             self.stream = gzip.GzipFile(fileobj=_HashedFile(self), mode="wb", compresslevel=3)
-        self.error: BaseException | None = None
         self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=32)
         self.feeder = threading.Thread(target=self._feed, daemon=True,
                                        name="pyjail-backup-feed")
@@ -149,7 +150,20 @@ class _Compressor:
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         while chunk := os.read(fd, CHUNK):
-            self._out(chunk)
+            self._keep(chunk)
+
+    def _keep(self, chunk: bytes) -> None:
+        """On a pump thread: after a write error, drain and drop so the compressor never
+        blocks on a full pipe (close reports the error)."""
+        if self.error is None:
+            try:
+                self._out(chunk)
+            except BaseException as e:  # noqa: BLE001 - raised again by close
+                self.error = e
+
+    def _pump_queue(self) -> None:
+        while (chunk := self.compressed.get()) is not None:
+            self._keep(chunk)
 
     def _feed(self) -> None:
         """Runs on its own thread; after an error it keeps draining so writers never block."""
@@ -178,9 +192,13 @@ class _Compressor:
         if self.error is not None:
             raise PyjailError(f"compressing the archive failed: {self.error}")
         self.stream.close()
-        if self.proc is not None:
-            assert self.pump is not None
+        if self.pump is not None:
+            if self.proc is None:
+                self.compressed.put(None)
             self.pump.join()
+        if self.error is not None:
+            raise PyjailError(f"writing the archive failed: {self.error}")
+        if self.proc is not None:
             if self.proc.wait() != 0:
                 raise PyjailError(f"zstd failed with exit status {self.proc.returncode}")
         os.fsync(self.file.fileno())
@@ -198,19 +216,35 @@ class _Compressor:
             self.stream.close()
         if self.proc is not None:
             self.proc.wait()
-            if self.pump is not None:
-                self.pump.join()
+        elif self.pump is not None:
+            self.compressed.put(None)
+        if self.pump is not None:
+            self.pump.join()
         self.file.close()
 
 
 class _HashedFile:
-    """The file side for in-process compressors."""
+    """The file side for gzip: hashed and written on the caller's thread."""
 
     def __init__(self, owner: _Compressor) -> None:
         self.owner = owner
 
     def write(self, data: bytes) -> int:
         self.owner._out(data)   # not kept: no copy needed
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+class _Handoff:
+    """The file side for the zstandard module: its output goes to the pump thread."""
+
+    def __init__(self, out: queue.Queue[bytes | None]) -> None:
+        self.out = out
+
+    def write(self, data: bytes) -> int:
+        self.out.put(bytes(data))   # the compressor reuses its buffer
         return len(data)
 
     def flush(self) -> None:
