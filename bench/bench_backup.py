@@ -15,7 +15,9 @@ into an empty directory. Removing the previous restore's result is done before t
 starts, for both, and so is a sync(). Page cache warm (one untimed run of each first); the order of the two
 sides alternates between runs; medians of N runs.
 
-Usage: bench/bench_backup.py [SIZE_MB=500] [N=5] [--profile]   (as root)
+Usage: bench/bench_backup.py [SIZE_MB=500] [N=5] [--profile] [--dir=/var/tmp]   (as root)
+``--dir``: where the data roots, archives and reference files go (e.g. a tmpfs, to take the
+disk out of the comparison).
 ``--profile`` runs one more backup and restore under cProfile (main thread only) and
 prints the top functions by cumulative and by own time.
 """
@@ -100,9 +102,10 @@ def profile(label: str, fn: Callable[[], object]) -> None:
 
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    base = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--dir=")), "/var/tmp")
     size_mb = int(args[0]) if args else 500
     n = int(args[1]) if len(args) > 1 else 5
-    work = Path(tempfile.mkdtemp(prefix="pyjail-bench-backup-", dir="/var/tmp"))
+    work = Path(tempfile.mkdtemp(prefix="pyjail-bench-backup-", dir=base))
     a = b = None
     try:
         a = Engine(work / "a", restart_policies=False)
@@ -166,7 +169,7 @@ def main() -> None:
         med = {k: statistics.median(v) for k, v in times.items()}
         print(f"data: {mb:.0f} MB in {f1 + f2} files ({2 * LARGE_FILES} large); archive: ours "
               f"{os.path.getsize(archives[-1]) / 1e6:.0f} MB, tar|zstd "
-              f"{ref_out.stat().st_size / 1e6:.0f} MB; medians of {n}; {os.cpu_count()} CPUs")
+              f"{ref_out.stat().st_size / 1e6:.0f} MB; medians of {n}; {os.cpu_count()} CPUs; in {base}")
         for label, ours, ref, other in (("backup ", "our_b", "ref_b", "tar|zstd"),
                                         ("restore", "our_r", "ref_r", "zstd|tar")):
             print(f"{label}: pyjail {mb / med[ours]:5.0f} MB/s ({med[ours]:.2f} s)   "
