@@ -176,3 +176,10 @@ def running_daemon() -> Iterator[Daemon]:
         yield d
     finally:
         stop_daemon(d)
+
+
+def ipython_shell():
+    """The process-wide test IPython shell: start_ipython() answers None once it has started."""
+    from IPython import get_ipython
+    from IPython.testing.globalipapp import start_ipython
+    return start_ipython() or get_ipython()

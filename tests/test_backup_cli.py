@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from daemon_fixtures import ipython_shell
 from test_cli import pyjail
 from test_client import DaemonProcess
 
@@ -185,8 +186,7 @@ def test_prune_backups_keep_reports_exact_bytes(daemon, source):
 
 
 def test_the_magic_has_the_same_subcommands(daemon, source, workdir):
-    from IPython.testing.globalipapp import start_ipython
-    shell = start_ipython()
+    shell = ipython_shell()
     shell.run_cell("%load_ext pyjail_jupyter")
     shell.run_cell(f"%config ContainerMagics.host = '{daemon.host}'")
     try:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from daemon_fixtures import ipython_shell
 from IPython.core.error import UsageError
 from test_client import DaemonProcess, DockerdProcess, require_server, server_has  # noqa: F401
 
@@ -60,8 +61,7 @@ def daemon():
 
 @pytest.fixture(scope="module")
 def ip(daemon):
-    from IPython.testing.globalipapp import start_ipython
-    shell = start_ipython()
+    shell = ipython_shell()
     shell.run_cell("%load_ext pyjail_jupyter")
     shell.run_cell(f"%config ContainerMagics.host = '{daemon.host}'")
     shell.run_cell("%config ContainerMagics.output = 'dataframe'")
