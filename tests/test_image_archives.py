@@ -260,3 +260,34 @@ def test_tag_rmi_prune_filters_and_df(docker, daemon: Daemon, tmp_path: Path) ->
     out = _out(docker("image", "prune", "-af"))
     assert "Total reclaimed space" in out
     assert ids() == set()
+
+
+def test_load_streams_the_body_and_a_client_leaving_midway_stores_nothing(
+        docker, daemon: Daemon, tmp_path: Path) -> None:
+    """load parses the archive while it arrives: 24 MB of layer never sits in the daemon's
+    memory whole, and a client that hangs up halfway leaves no image and no pending blob."""
+    import socket
+
+    from daemon_fixtures import import_busybox
+    if docker("image", "inspect", "busybox", check=False).returncode != 0:
+        import_busybox(daemon)   # an earlier test pruned it
+    _build(docker, tmp_path, "stream:1", "FROM busybox\nRUN head -c 24000000 /dev/urandom > /r\n")
+    archive = docker("save", "stream:1").stdout
+    docker("rmi", "stream:1")
+    before = _out(docker("images", "-aq", "--no-trunc"))
+    blobs = daemon.data_root / "data" / "images" / "blobs" / "sha256"
+    sock_path = daemon.host.removeprefix("unix://")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(sock_path)
+        s.sendall(b"POST /v1.44/images/load HTTP/1.1\r\nHost: d\r\nContent-Type: "
+                  b"application/x-tar\r\nContent-Length: " + str(len(archive)).encode()
+                  + b"\r\n\r\n" + archive[:len(archive) // 2])
+    deadline = time.monotonic() + 30
+    while any(p.name.startswith(".tmp-") for p in blobs.iterdir()):
+        assert time.monotonic() < deadline, "pending blobs of the cut load were not removed"
+        time.sleep(0.05)
+    assert _out(docker("images", "-aq", "--no-trunc")) == before
+    assert "Loaded image: stream:1" in _out(docker("load", input=archive))
+    assert _out(docker("run", "--rm", *NONE, "stream:1", "wc", "-c", "/r")).split()[0] == \
+        "24000000"
+    docker("rmi", "stream:1")

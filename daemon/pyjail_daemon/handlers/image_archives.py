@@ -154,6 +154,8 @@ class ImageLoadHandler(_ProgressStream):
                 body.abandon()
                 lines.put(None)
         self._loading = asyncio.ensure_future(self.call_blocking(load))
+        # a client that leaves mid-body never reaches post(): its failure is expected
+        self._loading.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     async def data_received(self, chunk: bytes) -> None:
         assert self._body is not None
