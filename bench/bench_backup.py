@@ -12,14 +12,16 @@ catalogue) vs ``tar -cf - -C upper . -C volume . | zstd -q -3 -T0 > f``.
 Restore: ``engine.backups.restore(..., force=True)`` into a second engine on its own data
 root (verify every checksum, then create container and volume) vs ``zstd -dc f | tar -x``
 into an empty directory. Removing the previous restore's result is done before the clock
-starts, for both, and so is a sync(). Page cache warm (one untimed run of each first); the order of the two
+starts, for both, and so is a sync(). CPU seconds (user + system, this process's
+threads and its children) are printed too: on a shared host they vary less than wall time.
+Page cache warm (one untimed run of each first); the order of the two
 sides alternates between runs; medians of N runs.
 
 Usage: bench/bench_backup.py [SIZE_MB=500] [N=5] [--profile] [--dir=/var/tmp]   (as root)
 ``--dir``: where the data roots, archives and reference files go (e.g. a tmpfs, to take the
 disk out of the comparison).
 ``--profile`` runs one more backup and restore under cProfile (main thread only) and
-prints the top functions by cumulative and by own time.
+prints the top functions by own time.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import io
 import os
 import pstats
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -74,13 +77,21 @@ def fill(directory: Path, megabytes: int, seed: int) -> tuple[int, int]:
     return files, written
 
 
-def timed(fn: Callable[[], object], before: Callable[[], object] | None = None) -> float:
+def _cpu() -> float:
+    """CPU seconds of this process (all threads) and its waited-for children (zstd, tar)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def timed(fn: Callable[[], object], before: Callable[[], object] | None = None
+          ) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one call."""
     if before is not None:
         before()
     os.sync()   # earlier runs' dirty pages are not this run's writeback
-    t = time.perf_counter()
+    c, t = _cpu(), time.perf_counter()
     fn()
-    return time.perf_counter() - t
+    return time.perf_counter() - t, _cpu() - c
 
 
 def _rootfs() -> io.BytesIO:
@@ -154,10 +165,13 @@ def main() -> None:
         ref_backup()
         our_backup()       # warm-up: page cache, imports
         times: dict[str, list[float]] = {"ref_b": [], "our_b": [], "ref_r": [], "our_r": []}
+        cpu: dict[str, list[float]] = {k: [] for k in times}
         for i in range(n):
             pairs = [("ref_b", ref_backup), ("our_b", our_backup)]
             for key, fn in pairs if i % 2 == 0 else pairs[::-1]:
-                times[key].append(timed(fn))
+                wall, used = timed(fn)
+                times[key].append(wall)
+                cpu[key].append(used)
         ref_clear()
         ref_restore()
         our_clear()
@@ -165,7 +179,9 @@ def main() -> None:
         for i in range(n):
             pairs = [("ref_r", ref_restore, ref_clear), ("our_r", our_restore, our_clear)]
             for key, fn, clear in pairs if i % 2 == 0 else pairs[::-1]:
-                times[key].append(timed(fn, clear))
+                wall, used = timed(fn, clear)
+                times[key].append(wall)
+                cpu[key].append(used)
         med = {k: statistics.median(v) for k, v in times.items()}
         print(f"data: {mb:.0f} MB in {f1 + f2} files ({2 * LARGE_FILES} large); archive: ours "
               f"{os.path.getsize(archives[-1]) / 1e6:.0f} MB, tar|zstd "
@@ -177,6 +193,8 @@ def main() -> None:
                   f"ratio {med[ref] / med[ours]:.2f}   "
                   f"[runs pyjail {' '.join(f'{t:.2f}' for t in times[ours])}; "
                   f"ref {' '.join(f'{t:.2f}' for t in times[ref])}]")
+            print(f"         CPU seconds (all threads and children): pyjail "
+                  f"{statistics.median(cpu[ours]):.2f}, ref {statistics.median(cpu[ref]):.2f}")
         if "--profile" in sys.argv:
             profile("backup", our_backup)
             our_clear()
