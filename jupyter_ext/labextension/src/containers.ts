@@ -5,7 +5,7 @@ import { Clipboard, InputDialog, Notification } from '@jupyterlab/apputils';
 
 import { openSocket, request } from './api';
 import { button, el, shellQuote, shortId } from './format';
-import { attempt, confirm, Hooks, Info, Options, streamed } from './model';
+import { attempt, confirm, Hooks, Info, Options, reload, streamed } from './model';
 import { cellSnippets, runLine } from './runline';
 import { Section } from './section';
 import { Sparkline } from './sparkline';
@@ -318,6 +318,7 @@ export class ContainersSection extends Section {
       if (answer.button.accept) {
         const q = answer.value ? `?name=${encodeURIComponent(answer.value)}` : '';
         await streamed(this.hooks, `Backup of ${name}`, `containers/${encodeURIComponent(c.Id)}/backup${q}`);
+        reload('backups');
       }
     });
     const schedule = button('Schedule backups', `Back up ${name} on a schedule`, () =>
@@ -326,7 +327,12 @@ export class ContainersSection extends Section {
     return el(
       'div',
       { class: 'pj-row-detail' },
-      el('div', { class: 'pj-sparks' }, el('span', {}, 'CPU '), row.cpu.node, cpuText, el('span', {}, ' MEM '), row.mem.node, memText),
+      el(
+        'div',
+        { class: 'pj-sparks' },
+        el('div', { class: 'pj-spark-line' }, el('span', { class: 'pj-spark-label' }, 'CPU'), row.cpu.node, cpuText),
+        el('div', { class: 'pj-spark-line' }, el('span', { class: 'pj-spark-label' }, 'MEM'), row.mem.node, memText)
+      ),
       el('div', { class: 'pj-row-actions' }, copyRun, backup, schedule, snippets),
       el('div', { class: 'pj-id' }, `${shortId(c.Id)} · ${shellQuote(name)}`)
     );
@@ -344,8 +350,9 @@ export class ContainersSection extends Section {
       if (item.error || !row.cpu || !row.mem) {
         return;
       }
-      row.cpu.push(item.cpu_percent || 0, 100);
-      row.mem.push(item.mem_usage || 0, item.mem_limit || undefined);
+      // scaled to the window's own peak, so small loads still show their shape
+      row.cpu.push(item.cpu_percent || 0);
+      row.mem.push(item.mem_usage || 0);
       (row.cpu as any).text.textContent = `${(item.cpu_percent || 0).toFixed(1)}%`;
       (row.mem as any).text.textContent = `${((item.mem_usage || 0) / 1048576).toFixed(1)} MiB`;
     });
@@ -388,6 +395,6 @@ export async function scheduleDialog(target: { Container?: string; Volume?: stri
   const made = await attempt('schedule', () => request('schedules', 'POST', body));
   if (made) {
     Notification.success(`Scheduled backups of ${what}`, { autoClose: 3000 });
-    document.dispatchEvent(new CustomEvent('pyjail-schedules-changed'));
+    reload('backups');
   }
 }

@@ -3,7 +3,7 @@ import { InputDialog, Notification } from '@jupyterlab/apputils';
 
 import { request } from './api';
 import { ago, button, bytes, el, shortId } from './format';
-import { attempt, confirm, Info } from './model';
+import { attempt, confirm, Info, reload } from './model';
 import { Section } from './section';
 
 export class ImagesSection extends Section {
@@ -17,6 +17,7 @@ export class ImagesSection extends Section {
           return;
         }
         const result = await attempt('prune', () => request('images/prune', 'POST'));
+        reload('images');
         if (result) {
           const n = (result.ImagesDeleted || []).length;
           Notification.success(`Pruned ${n} image(s), ${bytes(result.SpaceReclaimed || 0)} reclaimed`, {
@@ -58,6 +59,7 @@ export class ImagesSection extends Section {
         const hasTag = colon > value.lastIndexOf('/');
         const body = { repo: hasTag ? value.slice(0, colon) : value, tag: hasTag ? value.slice(colon + 1) : 'latest' };
         await attempt('tag', () => request(`images/${encodeURIComponent(ref)}/tag`, 'POST', body));
+        reload('images');
       })
     );
     if (this.allowed('remove')) {
@@ -65,6 +67,7 @@ export class ImagesSection extends Section {
         button('Remove', `Remove ${label}`, async () => {
           if (await confirm(`Remove ${ref}?`, `Remove the image ${ref}.`, 'Remove')) {
             await attempt(`remove ${ref}`, () => request(`images/${encodeURIComponent(ref)}`, 'DELETE'));
+            reload('images');
           }
         }, 'pj-danger')
       );

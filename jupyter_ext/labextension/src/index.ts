@@ -15,7 +15,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { request } from './api';
 import { inspectWidget } from './inspect';
 import { logsWidget } from './logs';
-import { DEFAULT_OPTIONS, Hooks, Options, streamed } from './model';
+import { DEFAULT_OPTIONS, Hooks, Options, reload, streamed } from './model';
 import { PyjailPanel } from './panel';
 import { progressWidget } from './progress';
 
@@ -167,6 +167,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           tag = answer.value || undefined;
         }
         await streamed(hooks, `Build ${tag || path}`, 'images/build', { path, tag });
+        reload('images');
       }
     });
     app.contextMenu.addItem({

@@ -78,3 +78,9 @@ export async function streamed(
     return last;
   });
 }
+
+/** After an action of ours, reload that list at once: the daemon does not emit an event
+ * for every change (a build, for one), and the events stream stays the source otherwise. */
+export function reload(kind: 'containers' | 'images' | 'volumes' | 'backups'): void {
+  document.dispatchEvent(new CustomEvent('pyjail-reload', { detail: kind }));
+}

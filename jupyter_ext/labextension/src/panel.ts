@@ -53,7 +53,7 @@ export class PyjailPanel extends Widget {
       this.volumes.node,
       this.backups.node
     );
-    document.addEventListener('pyjail-schedules-changed', () => this.load('backups'));
+    document.addEventListener('pyjail-reload', ev => void this.load((ev as CustomEvent).detail as Kind));
   }
 
   applyOptions(): void {

@@ -112,16 +112,20 @@ export function runLine(info: any, image: any | null): string {
   return args.map((a, i) => (i < 2 ? a : shellQuote(a))).join(' ');
 }
 
-/** Cells the sidebar can insert for a container: label → code. */
+/** Cells the sidebar can insert for a container: label → code. Each loads the magics
+ * first, so the cell runs in any kernel that has pyjail installed. */
 export function cellSnippets(name: string): Record<string, string> {
   const n = shellQuote(name);
+  const magic = (line: string) => `%load_ext pyjail_jupyter\n${line}`;
   return {
-    'Show its logs': `%container logs ${n}`,
-    'Follow its logs live': `%container logs -f ${n}`,
-    'Live CPU and memory': `%container stats --live ${n}`,
-    'Processes (top)': `%container top ${n}`,
-    'Inspect as a table': `%container inspect ${n}`,
-    'Run a command in it': `%container exec ${n} sh -c 'ls /'`,
-    'Python client handle': `from pyjail.client.connection import Client\ncontainer = Client().api.inspect_container(${JSON.stringify(name)})\ncontainer['State']`
+    'Show its logs': magic(`%container logs ${n}`),
+    'Follow its logs live': magic(`%container logs -f ${n}`),
+    'Live CPU and memory': magic(`%container stats --live ${n}`),
+    'Processes (top)': magic(`%container top ${n}`),
+    'Inspect as a table': magic(`%container inspect ${n}`),
+    'Run a command in it': magic(`%container exec ${n} sh -c 'ls /'`),
+    'Python client handle':
+      'from pyjail.client.connection import Client\n' +
+      `container = Client().api.inspect_container(${JSON.stringify(name)})\ncontainer['State']`
   };
 }

@@ -4,7 +4,7 @@ import { InputDialog, Notification } from '@jupyterlab/apputils';
 import { request } from './api';
 import { ago, button, bytes, el } from './format';
 import { scheduleDialog } from './containers';
-import { attempt, confirm, Hooks, Info, streamed } from './model';
+import { attempt, confirm, Hooks, Info, reload, streamed } from './model';
 import { Section } from './section';
 
 export class VolumesSection extends Section {
@@ -17,6 +17,7 @@ export class VolumesSection extends Section {
         const answer = await InputDialog.getText({ title: 'New volume', label: 'Name (empty: generated)' });
         if (answer.button.accept) {
           await attempt('create volume', () => request('volumes', 'POST', { Name: answer.value || '' }));
+          reload('volumes');
         }
       })
     );
@@ -36,9 +37,10 @@ export class VolumesSection extends Section {
     const actions = el(
       'div',
       { class: 'pj-row-actions' },
-      button('Back up', `Back up volume ${name}`, () =>
-        streamed(this.hooks, `Backup of volume ${name}`, `volumes/${encodeURIComponent(name)}/backup`)
-      ),
+      button('Back up', `Back up volume ${name}`, async () => {
+        await streamed(this.hooks, `Backup of volume ${name}`, `volumes/${encodeURIComponent(name)}/backup`);
+        reload('backups');
+      }),
       button('Schedule', `Back up ${name} on a schedule`, () => scheduleDialog({ Volume: name }))
     );
     if (!this.info || this.info.actions.includes('remove')) {
@@ -46,6 +48,7 @@ export class VolumesSection extends Section {
         button('Remove', `Remove volume ${name}`, async () => {
           if (await confirm(`Remove volume ${name}?`, `Its data is deleted. This cannot be undone.`, 'Remove')) {
             await attempt(`remove ${name}`, () => request(`volumes/${encodeURIComponent(name)}`, 'DELETE'));
+            reload('volumes');
           }
         }, 'pj-danger')
       );
@@ -117,6 +120,7 @@ export class BackupsSection extends Section {
           );
           if (made) {
             Notification.success(`Restored ${id}`, { autoClose: 4000 });
+            reload('containers');
           }
         })
       );
@@ -126,6 +130,7 @@ export class BackupsSection extends Section {
         button('Remove', `Delete ${id}`, async () => {
           if (await confirm(`Delete backup ${id}?`, 'The archive is deleted. This cannot be undone.', 'Delete')) {
             await attempt(`delete ${id}`, () => request(`backups/${encodeURIComponent(id)}`, 'DELETE'));
+            reload('backups');
           }
         }, 'pj-danger')
       );
@@ -150,7 +155,7 @@ export class BackupsSection extends Section {
         button('Remove', 'Remove this schedule', async () => {
           if (await confirm('Remove the schedule?', `Stop backing up ${what} ${when}.`, 'Remove')) {
             await attempt('remove schedule', () => request(`schedules/${encodeURIComponent(s.Id)}`, 'DELETE'));
-            document.dispatchEvent(new CustomEvent('pyjail-schedules-changed'));
+            reload('backups');
           }
         }, 'pj-danger')
       );

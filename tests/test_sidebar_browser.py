@@ -1,0 +1,259 @@
+"""The JupyterLab sidebar in a real browser: ``jupyter lab`` on loopback, Debian's chromium
+driven by Playwright, a real ``pyjaild`` with real containers.
+
+Screenshots go to test-artifacts/sidebar/ (printed with -s). Latencies are printed, not
+asserted tightly (bench/bench_sidebar.py measures medians); the waits have timeouts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytest.importorskip("playwright")
+pytest.importorskip("jupyterlab")
+if not os.path.exists("/usr/bin/chromium"):
+    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+if not shutil.which("jupyter-labextension"):
+    pytest.skip("jupyterlab is not installed", allow_module_level=True)
+
+from daemon_fixtures import Daemon, running_daemon  # noqa: E402
+from lab_fixtures import Lab, chromium, open_sidebar, screenshot, start_lab, stop_lab  # noqa: E402
+
+from pyjail.client.connection import Client  # noqa: E402
+
+# exits on SIGTERM (after the current sleep), so a Stop does not wait out docker's 10 s
+LOOP = "trap 'exit 0' TERM; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"
+NAME = "pj-browser-web"
+OTHER = "pj-browser-db"
+
+
+@pytest.fixture(scope="module")
+def daemon() -> Iterator[Daemon]:
+    yield from running_daemon()
+
+
+@pytest.fixture(scope="module")
+def client(daemon: Daemon) -> Iterator[Client]:
+    c = Client(daemon.host, timeout=30)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def lab(daemon: Daemon) -> Iterator[Lab]:
+    lab = start_lab(daemon.host)
+    yield lab
+    stop_lab(lab)
+
+
+@pytest.fixture(scope="module")
+def containers(client: Client) -> Iterator[dict[str, str]]:
+    """Two running containers of one compose project, started by the test (not the panel)."""
+    made = {}
+    for name in (NAME, OTHER):
+        made[name] = client.api.create_container(
+            "busybox", ["sh", "-c", LOOP], name=name,
+            labels={"com.docker.compose.project": "shop", "pyjail-test": "browser"},
+            host_config=client.api.create_host_config(network_mode="none"))["Id"]
+        client.api.start(made[name])
+    yield made
+    for cid in made.values():
+        with contextlib.suppress(Exception):
+            client.api.remove_container(cid, force=True)
+
+
+@pytest.fixture(scope="module")
+def page(lab: Lab, containers: dict[str, str]) -> Iterator[Any]:
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        context.grant_permissions(["clipboard-read", "clipboard-write"],
+                                  origin=f"http://127.0.0.1:{lab.port}")
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        open_sidebar(page, lab)
+        page.evaluate("window.__noReload = 42")
+        yield page
+        assert page.evaluate("window.__noReload") == 42, "the page reloaded"
+        assert not [e for e in errors if "pyjail" in e.lower()], errors
+        context.close()
+
+
+def row(page: Any, name: str) -> Any:
+    return page.locator(f'#pyjail-sidebar .pj-container[data-name="{name}"]')
+
+
+def wait_state(page: Any, name: str, state: str, timeout: float = 5) -> float:
+    """Seconds until the row of ``name`` shows ``state`` (DOM mutation, no reload)."""
+    t0 = time.monotonic()
+    page.locator(f'#pyjail-sidebar .pj-container[data-name="{name}"][data-state="{state}"]'
+                 ).wait_for(timeout=timeout * 1000)
+    return time.monotonic() - t0
+
+
+def test_sidebar_lists_the_containers_the_test_started(page: Any) -> None:
+    for name in (NAME, OTHER):
+        expect_running = row(page, name)
+        expect_running.wait_for(timeout=10000)
+        assert expect_running.get_attribute("data-state") == "running"
+        assert "busybox" in expect_running.locator(".pj-image").inner_text()
+        assert expect_running.locator(".pj-uptime").inner_text().startswith("Up")
+    group = page.locator('#pyjail-sidebar .pj-group[data-group="shop"]')
+    assert "2/2 running" in group.inner_text()
+    assert "busybox:latest" in page.locator("#pyjail-sidebar [data-section=images]").inner_text()
+    screenshot(page, "01-sidebar-running")
+
+
+def test_a_state_change_made_elsewhere_shows_without_reload(page: Any, client: Client,
+                                                            containers: dict[str, str]) -> None:
+    client.api.pause(containers[OTHER])
+    paused = wait_state(page, OTHER, "paused")
+    client.api.unpause(containers[OTHER])
+    resumed = wait_state(page, OTHER, "running")
+    print(f"daemon-side pause -> panel: {paused * 1000:.0f} ms; "
+          f"unpause -> panel: {resumed * 1000:.0f} ms")
+
+
+def test_stop_from_the_panel_asks_first_then_the_state_changes(page: Any, client: Client,
+                                                               containers: dict[str, str]) -> None:
+    row(page, NAME).locator('button[data-action="Stop"]').click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.wait_for(timeout=5000)
+    assert NAME in dialog.inner_text()
+    screenshot(page, "02-stop-confirmation")
+    dialog.locator(".jp-mod-accept").click()
+    t0 = time.monotonic()
+    page.locator(f'#pyjail-sidebar .pj-container[data-name="{NAME}"][data-state="exited"]'
+                 ).wait_for(timeout=15000)
+    seen = time.monotonic() - t0
+    assert client.api.inspect_container(containers[NAME])["State"]["Status"] == "exited"
+    print(f"panel Stop (confirm -> exited shown): {seen * 1000:.0f} ms")
+    assert row(page, NAME).locator('button[data-action="Start"]').count() == 1
+    screenshot(page, "03-after-stop")
+
+
+def test_logs_view_follows_searches_and_copies(page: Any, client: Client,
+                                               containers: dict[str, str]) -> None:
+    row(page, OTHER).locator('button[data-action="Logs"]').click()
+    logs = page.locator(".pj-logs").last
+    logs.wait_for(timeout=10000)
+    text = logs.locator(".pj-logs-text")
+    page.wait_for_function(
+        "el => (el.textContent.match(/tick/g) || []).length >= 3", arg=text.element_handle(),
+        timeout=10000)
+    first = text.inner_text().count("tick")
+    page.wait_for_function(
+        f"el => (el.textContent.match(/tick/g) || []).length > {first}",
+        arg=text.element_handle(), timeout=10000)   # it follows: new lines keep coming
+    logs.locator(".pj-logs-search").fill("tick 2")
+    assert logs.locator(".pj-hit").count() >= 1
+    logs.locator(".pj-logs-only").check()
+    visible = page.evaluate(   # what is rendered, not just what is flagged hidden
+        "() => [...document.querySelectorAll('.pj-logs .pj-log-line')]"
+        ".filter(l => l.getClientRects().length > 0).map(l => l.textContent)")
+    assert visible and all("tick 2" in line for line in visible)
+    logs.locator(".pj-logs-copy").click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert "tick 1\n" in copied
+    screenshot(page, "04-logs")
+
+
+def test_details_show_sparklines_run_line_and_inspect(page: Any) -> None:
+    other = row(page, OTHER)
+    other.locator(".pj-row-main").click()
+    detail = other.locator(".pj-row-detail")
+    detail.wait_for(timeout=5000)
+    page.wait_for_function(
+        "() => { const s = document.querySelector("
+        f"'.pj-container[data-name=\"{OTHER}\"] .pj-spark[data-label=cpu]');"
+        " return s && Number(s.dataset.samples) >= 3; }", timeout=15000)
+    assert "MiB" in other.locator('.pj-spark-value[data-metric="mem"]').inner_text()
+    box = other.locator(".pj-spark[data-label=cpu]").bounding_box()
+    assert box and box["width"] >= 100 and box["height"] >= 20, box
+    points = other.locator(".pj-spark[data-label=cpu] polyline").get_attribute("points")
+    assert len(points.split()) >= 3
+    copy = other.locator('button[data-action="Copy run line"]')
+    copy.click()
+    page.wait_for_function(
+        "el => !!el.dataset.copied", arg=copy.element_handle(), timeout=5000)
+    line = copy.get_attribute("data-copied")
+    assert line.startswith(f"%container run -d --name {OTHER} ")
+    assert "-l com.docker.compose.project=shop" in line and "busybox" in line
+    assert shlex.split(line)[-4:] == ["busybox", "sh", "-c", LOOP]   # quoted right
+    screenshot(page, "05-details-sparklines")
+    other.locator('button[data-action="Inspect"]').first.click()
+    tree = page.locator(".pj-inspect").last
+    tree.wait_for(timeout=5000)
+    tree.locator('summary:has-text("State")').first.click()   # collapsed below the top
+    assert "Running: true" in tree.inner_text()
+    screenshot(page, "06-inspect")
+
+
+def test_build_from_the_file_browser_context_menu(page: Any, lab: Lab, client: Client) -> None:
+    folder = lab.root_dir / "webapp"
+    folder.mkdir()
+    (folder / "greeting.txt").write_text("built from the browser\n")
+    (folder / "Dockerfile").write_text("FROM busybox\nCOPY greeting.txt /\nRUN cat /greeting.txt\n")
+    page.locator('.jp-SideBar.jp-mod-left li[data-id="filebrowser"]').click()
+    page.locator('.jp-DirListing-item[title*="webapp"]').first.dblclick(timeout=10000)
+    item = page.locator('.jp-DirListing-item[title*="Dockerfile"]').first
+    item.click(timeout=10000)
+    item.click(button="right")
+    entry = page.locator('.lm-Menu-item:has-text("Build Image with pyjail")')
+    entry.wait_for(timeout=5000)
+    screenshot(page, "07-build-context-menu")
+    entry.click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator("input").fill("pj-browser-built:1")
+    dialog.locator(".jp-mod-accept").click()
+    status = page.locator(".pj-progress-status").last
+    page.wait_for_function("el => el.dataset.state !== 'running'", arg=status.element_handle(),
+                           timeout=60000)
+    assert status.get_attribute("data-state") == "done", page.locator(".pj-progress").last.inner_text()
+    assert "built from the browser" in page.locator(".pj-progress").last.inner_text()
+    screenshot(page, "08-build")
+    try:
+        page.locator('.jp-SideBar.jp-mod-left li[data-id="pyjail-sidebar"]').click()
+        page.locator('#pyjail-sidebar .pj-image-row[data-ref="pj-browser-built:1"]'
+                     ).wait_for(timeout=5000)   # the image event refreshed the list
+    finally:
+        with contextlib.suppress(Exception):
+            client.api.remove_image("pj-browser-built:1", force=True)
+
+
+def test_insert_a_cell_into_the_open_notebook_and_run_it(page: Any, lab: Lab) -> None:
+    nb = {"cells": [], "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                   "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (lab.root_dir / "containers.ipynb").write_text(json.dumps(nb))
+    page.locator('.jp-SideBar.jp-mod-left li[data-id="filebrowser"]').click()
+    page.locator(".jp-BreadCrumbs-home").click()
+    page.locator('.jp-DirListing-item[title*="containers.ipynb"]').first.dblclick(timeout=10000)
+    page.locator(".jp-NotebookPanel .jp-Notebook").last.wait_for(timeout=20000)
+    # the kernel is up (status bar "… | Idle") and the panel is revealed (no spinner)
+    page.wait_for_function("() => document.querySelector('.jp-StatusBar-Widget') && "
+                           "document.body.innerText.includes('| Idle')", timeout=90000)
+    page.locator(".jp-NotebookPanel .jp-Spinner").wait_for(state="detached", timeout=30000)
+    page.locator('.jp-SideBar.jp-mod-left li[data-id="pyjail-sidebar"]').click()
+    if not row(page, OTHER).locator(".pj-row-detail").count():
+        row(page, OTHER).locator(".pj-row-main").click()
+    row(page, OTHER).locator(".pj-snippets").select_option("Show its logs")
+    cell = page.locator(".jp-NotebookPanel .jp-CodeCell").last.element_handle()
+    page.wait_for_function("el => el.textContent.includes('%container logs')", arg=cell,
+                           timeout=5000)
+    assert f"%container logs {OTHER}" in cell.query_selector(".jp-InputArea").inner_text()
+    cell.query_selector(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")   # the kernel reaches the same daemon ($PYJAIL_HOST)
+    page.wait_for_function("el => el.querySelector('.jp-OutputArea') && "
+                           "el.querySelector('.jp-OutputArea').textContent.includes('tick 3')",
+                           arg=cell, timeout=60000)
+    screenshot(page, "09-inserted-cell")
