@@ -236,14 +236,17 @@ _END = object()
 
 
 async def iterate_in_thread(executor: Executor, produce: Callable[[], Iterator[Any]],
-                            stop: threading.Event) -> AsyncIterator[Any]:
+                            stop: threading.Event, max_pending: int = 16) -> AsyncIterator[Any]:
     """Run a blocking iterator on ``executor`` and yield its items on the IOLoop.
 
     ``stop`` is set when the consumer goes away; the producer must check it (the
-    engine's log reader takes it as its ``stop`` callback) to end its thread.
+    engine's log reader takes it as its ``stop`` callback) to end its thread. At most
+    ``max_pending`` items wait for a slow client, so an export of gigabytes is never
+    queued whole in the daemon's memory.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
+    room = threading.Semaphore(max_pending)
 
     def post(item: Any) -> bool:
         try:
@@ -252,10 +255,16 @@ async def iterate_in_thread(executor: Executor, produce: Callable[[], Iterator[A
         except RuntimeError:  # the loop is closed: the daemon is shutting down
             return False
 
+    def wait_for_room() -> bool:
+        while not room.acquire(timeout=0.2):
+            if stop.is_set():
+                return False
+        return not stop.is_set()
+
     def run() -> None:
         try:
             for item in produce():
-                if stop.is_set() or not post(item):
+                if not wait_for_room() or not post(item):
                     break
         except BaseException as exc:  # noqa: BLE001 - re-raised on the loop
             post(_Failure(exc))
@@ -269,6 +278,7 @@ async def iterate_in_thread(executor: Executor, produce: Callable[[], Iterator[A
                 return
             if isinstance(item, _Failure):
                 raise item.exc
+            room.release()
             yield item
     finally:
         stop.set()
