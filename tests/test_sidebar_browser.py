@@ -92,6 +92,12 @@ def row(page: Any, name: str) -> Any:
     return page.locator(f'#pyjail-sidebar .pj-container[data-name="{name}"]')
 
 
+def show_panel(page: Any) -> None:
+    """Bring the pyjail panel up (clicking the tab of the open panel would fold it)."""
+    if not page.locator("#pyjail-sidebar").is_visible():
+        page.locator('.jp-SideBar.jp-mod-left li[data-id="pyjail-sidebar"]').click()
+
+
 def wait_state(page: Any, name: str, state: str, timeout: float = 5) -> float:
     """Seconds until the row of ``name`` shows ``state`` (DOM mutation, no reload)."""
     t0 = time.monotonic()
@@ -222,7 +228,7 @@ def test_build_from_the_file_browser_context_menu(page: Any, lab: Lab, client: C
     assert "built from the browser" in page.locator(".pj-progress").last.inner_text()
     screenshot(page, "08-build")
     try:
-        page.locator('.jp-SideBar.jp-mod-left li[data-id="pyjail-sidebar"]').click()
+        show_panel(page)
         page.locator('#pyjail-sidebar .pj-image-row[data-ref="pj-browser-built:1"]'
                      ).wait_for(timeout=5000)   # the image event refreshed the list
     finally:
@@ -243,7 +249,7 @@ def test_insert_a_cell_into_the_open_notebook_and_run_it(page: Any, lab: Lab) ->
     page.wait_for_function("() => document.querySelector('.jp-StatusBar-Widget') && "
                            "document.body.innerText.includes('| Idle')", timeout=90000)
     page.locator(".jp-NotebookPanel .jp-Spinner").wait_for(state="detached", timeout=30000)
-    page.locator('.jp-SideBar.jp-mod-left li[data-id="pyjail-sidebar"]').click()
+    show_panel(page)
     if not row(page, OTHER).locator(".pj-row-detail").count():
         row(page, OTHER).locator(".pj-row-main").click()
     row(page, OTHER).locator(".pj-snippets").select_option("Show its logs")
@@ -257,3 +263,46 @@ def test_insert_a_cell_into_the_open_notebook_and_run_it(page: Any, lab: Lab) ->
                            "el.querySelector('.jp-OutputArea').textContent.includes('tick 3')",
                            arg=cell, timeout=60000)
     screenshot(page, "09-inserted-cell")
+
+
+def test_backup_from_the_panel_then_verify_and_delete(page: Any) -> None:
+    show_panel(page)
+    other = row(page, OTHER)
+    if not other.locator(".pj-row-detail").count():
+        other.locator(".pj-row-main").click()
+    other.locator('button[data-action="Back up"]').click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator("input").fill("pj-browser-backup")
+    dialog.locator(".jp-mod-accept").click()
+    status = page.locator(".pj-progress-status").last
+    page.wait_for_function("el => el.dataset.state !== 'running'", arg=status.element_handle(),
+                           timeout=60000)
+    assert status.get_attribute("data-state") == "done"
+    backup = page.locator('#pyjail-sidebar .pj-backup-row:has-text("pj-browser-backup")')
+    backup.wait_for(timeout=5000)
+    backup.locator('button[data-action="Verify"]').click()
+    page.locator('.Toastify__toast:has-text("is valid")').wait_for(timeout=15000)
+    screenshot(page, "10-backup-verified")
+    backup.locator('button[data-action="Remove"]').click()
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+    backup.wait_for(state="detached", timeout=10000)
+
+
+def test_grouping_choice_goes_through_the_settings_registry(page: Any, lab: Lab) -> None:
+    import urllib.request
+    show_panel(page)
+    page.locator("#pyjail-sidebar .pj-group-select").select_option("none")
+    page.locator('#pyjail-sidebar .pj-group[data-group="shop"]').wait_for(
+        state="detached", timeout=5000)
+    url = (f"http://127.0.0.1:{lab.port}/lab/api/settings/pyjail-jupyter:plugin"
+           f"?token={lab.token}")
+    deadline = time.monotonic() + 10
+    while True:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            saved = json.loads(resp.read())
+        if saved.get("settings", {}).get("groupBy") == "none" or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert saved["settings"]["groupBy"] == "none", saved
+    page.locator("#pyjail-sidebar .pj-group-select").select_option("compose")
+    page.locator('#pyjail-sidebar .pj-group[data-group="shop"]').wait_for(timeout=5000)
