@@ -248,6 +248,20 @@ def test_concatenated_gzip_members(box: Path) -> None:
     assert (box / "dest" / "big").read_bytes() == payload
 
 
+def test_concatenated_zstd_frames(box: Path) -> None:
+    """Several zstd frames in one layer (zstd's -T output, pigz-like writers): all of them count,
+    with the zstandard module and with the zstd program."""
+    if not shutil.which("zstd"):
+        pytest.skip("no zstd program")
+    payload = os.urandom(300_000)
+    raw = make_tar(entry("big", data=payload))
+    packed = b"".join(subprocess.run(["zstd", "-q", "-c"], input=part, capture_output=True,
+                                     check=True).stdout
+                      for part in (raw[:100_000], raw[100_000:]))
+    extract_bytes(packed, box / "dest")
+    assert (box / "dest" / "big").read_bytes() == payload
+
+
 def test_truncated_archive(box: Path) -> None:
     raw = make_tar(entry("f", data=b"y" * 4096))
     with pytest.raises(InvalidArgument):

@@ -128,7 +128,7 @@ def _zstd_chunks(raw_read: Callable[[int], bytes], first: bytes) -> Iterator[byt
     except ImportError:
         zstandard = None
     if zstandard is not None:
-        dobj = zstandard.ZstdDecompressor().decompressobj()
+        dobj = zstandard.ZstdDecompressor().decompressobj(read_across_frames=True)
         data = first
         while data:
             out = dobj.decompress(data)
