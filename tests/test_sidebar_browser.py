@@ -36,6 +36,19 @@ NAME = "pj-browser-web"
 OTHER = "pj-browser-db"
 
 
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop() -> Iterator[None]:
+    """Shadows pytest-jupyter's autouse fixture (loaded by test_jupyter_server_ext.py in a
+    whole-suite run): it would close the loop Playwright's sync API keeps running here."""
+    yield None
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup() -> Iterator[None]:
+    """Shadows pytest-jupyter's in-process server cleanup: the lab here is a subprocess."""
+    yield None
+
+
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[Daemon]:
     yield from running_daemon()
