@@ -319,3 +319,22 @@ def test_grouping_choice_goes_through_the_settings_registry(page: Any, lab: Lab)
     assert saved["settings"]["groupBy"] == "none", saved
     page.locator("#pyjail-sidebar .pj-group-select").select_option("compose")
     page.locator('#pyjail-sidebar .pj-group[data-group="shop"]').wait_for(timeout=5000)
+
+
+def test_health_badge_follows_the_health_check(page: Any, client: Client) -> None:
+    cid = client.api.create_container(
+        "busybox", ["sh", "-c", LOOP], name="pj-browser-health",
+        healthcheck={"test": ["CMD-SHELL", "true"], "interval": 500_000_000,
+                     "retries": 1},
+        host_config=client.api.create_host_config(network_mode="none"))["Id"]
+    try:
+        client.api.start(cid)
+        show_panel(page)
+        badge = row(page, "pj-browser-health").locator(".pj-health")
+        badge.wait_for(timeout=20000)   # "starting" first, then the check's verdict
+        page.locator('#pyjail-sidebar .pj-container[data-name="pj-browser-health"] '
+                     '.pj-health-healthy').wait_for(timeout=20000)
+        assert badge.inner_text() == "healthy"
+    finally:
+        client.api.remove_container(cid, force=True)
+    row(page, "pj-browser-health").wait_for(state="detached", timeout=5000)
