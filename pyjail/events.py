@@ -19,7 +19,7 @@ class EventBus:
         event = {"Type": kind, "Action": action,
                  "Actor": {"ID": actor_id, "Attributes": attributes},
                  "scope": "local", "time": now // 1_000_000_000, "timeNano": now}
-        if kind == "container":
+        if kind in ("container", "image"):   # dockerd's legacy fields, kept for old clients
             event.update(status=action, id=actor_id, **({"from": attributes["image"]}
                                                          if "image" in attributes else {}))
         with self.lock:

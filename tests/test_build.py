@@ -202,6 +202,9 @@ def test_cached_rebuild_runs_nothing_and_one_changed_file(docker, daemon: Daemon
     assert "Running in" not in again
     assert docker("image", "inspect", "-f", "{{.Id}}", "five:1").stdout.strip() == image_id
     assert _events(daemon, since, until, "container") == []
+    tagged = _events(daemon, since, until, "image")
+    assert [(e["Action"], e["id"], e["Actor"]["Attributes"]["name"]) for e in tagged] == [
+        ("tag", image_id, "five:1")], tagged
 
     (ctx / "file.txt").write_text("two\n")
     changed = docker("build", "-t", "five:1", str(ctx)).stdout

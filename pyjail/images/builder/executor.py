@@ -114,6 +114,8 @@ class Builder:
             self.cache.update(run.new_entries, run.new_parents)
         for t in opts.tags:
             self.store.tag(image_id, t)
+            # as dockerd: the tag is the build's visible event (clients refresh image lists)
+            self.engine.events.publish("image", "tag", image_id, {"name": t})
         short = image_id[7:19]
         progress({"aux": {"ID": image_id}})
         if opts.quiet:
