@@ -83,13 +83,17 @@ def test_verify_exit_status_intact_flipped_truncated(daemon, source, workdir):
     assert ok.returncode == 0, ok.stderr
     assert "intact" in ok.stdout
 
-    data = bytearray(local.read_bytes())
-    flipped = workdir / "flipped.tar.zst"
-    data[len(data) // 2] ^= 0x01
-    flipped.write_bytes(bytes(data))
+    original = local.read_bytes()
+    damaged = []
+    # a flipped byte anywhere: in member data, outer tar headers or padding, the frame's end
+    for at in (len(original) // 4, len(original) // 2, 3 * len(original) // 4, len(original) - 2):
+        data = bytearray(original)
+        data[at] ^= 0x01
+        damaged.append(workdir / f"flipped-{at}.tar.zst")
+        damaged[-1].write_bytes(bytes(data))
     truncated = workdir / "truncated.tar.zst"
-    truncated.write_bytes(local.read_bytes()[: len(data) - 100])
-    for bad in (flipped, truncated):
+    truncated.write_bytes(original[: len(original) - 100])
+    for bad in (*damaged, truncated):
         res = pyjail("verify", str(bad), host=daemon.host)
         assert res.returncode != 0, (bad, res.stdout)
         lines = res.stderr.strip().splitlines()

@@ -128,7 +128,9 @@ class _Compressor:
             self.pump = threading.Thread(target=self._pump_queue, daemon=True,
                                          name="pyjail-backup-out")
             self.pump.start()
-            self.stream = zstandard.ZstdCompressor(level=3).stream_writer(
+            # The frame checksum (the zstd program's default) makes any flipped byte a read
+            # error, also in the outer tar's headers and padding that no member hash covers.
+            self.stream = zstandard.ZstdCompressor(level=3, write_checksum=True).stream_writer(
                 _Handoff(self.compressed), closefd=False, write_size=CHUNK)
         elif exe:
             self.proc = subprocess.Popen([exe, "-q", "-3", "-T0", "-c"], stdin=subprocess.PIPE,
