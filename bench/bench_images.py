@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Image operations: pyjail against dockerd and podman, side by side, same docker CLI.
 
-Measures (medians of wall-clock CLI calls):
+Measures (medians of wall-clock CLI calls; engines interleaved round by round):
   build    cached rebuild of a 5-step Dockerfile (DOCKER_BUILDKIT=0, legacy builder)
   save     `save -o X busybox:local` (file removed before each)
   load     `load -i X` after an untimed `rmi busybox:local`
@@ -122,26 +122,44 @@ def bench_build(socks: dict[str, str], n: int, work: Path) -> None:
     report("cached rebuild, 5-step Dockerfile (median)", results)
 
 
-def bench_archives(socks: dict[str, str], n: int, work: Path, image: str, label: str) -> None:
-    saves, loads, exports = {}, {}, {}
-    for name, sock in socks.items():
-        tar = work / f"{name}-save.tar"
-        exp = work / f"{name}-export.tar"
+def interleaved_ms(n: int, runs: dict[str, tuple[Callable[[], object], Callable[[], object]]],
+                   ) -> dict[str, float]:
+    """Median ms per engine; every round runs each engine once, the order alternating, so a
+    busy moment on a shared host hits both sides alike. ``runs`` maps a name to
+    (untimed setup, timed call)."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for i in range(n):
+        for name, (setup, call) in (list(runs.items()) if i % 2 else list(runs.items())[::-1]):
+            setup()
+            t0 = time.perf_counter()
+            call()
+            times[name].append((time.perf_counter() - t0) * 1000)
+    return {name: statistics.median(t) for name, t in times.items()}
 
-        def rm(t: Path = tar) -> None:
-            t.unlink(missing_ok=True)
-        saves[name] = median_ms(n, lambda s=sock, t=tar: cli(s, "save", "-o", str(t), image),
-                                before=rm)
-        loads[name] = median_ms(n, lambda s=sock, t=tar: cli(s, "load", "-i", str(t)),
-                                before=lambda s=sock: cli(s, "rmi", image, check=False))
-        cid = cli(sock, "create", "--network", "none", image, "true").stdout.strip()
-        exports[name] = median_ms(n, lambda s=sock, e=exp, c=cid: cli(s, "export", "-o",
-                                                                          str(e), c))
-        cli(sock, "rm", "-f", cid, check=False)
-        sizes = f"save {tar.stat().st_size / 1e6:.1f} MB, export {exp.stat().st_size / 1e6:.1f} MB"
-        print(f"# {name} {label}: {sizes}")
-        rm()
-        exp.unlink(missing_ok=True)
+
+def bench_archives(socks: dict[str, str], n: int, work: Path, image: str, label: str) -> None:
+    tars = {name: work / f"{name}-save.tar" for name in socks}
+    exps = {name: work / f"{name}-export.tar" for name in socks}
+
+    def nothing() -> None:
+        return None
+    saves = interleaved_ms(n, {name: (lambda t=tars[name]: t.unlink(missing_ok=True),
+                                      lambda s=sock, t=tars[name]: cli(s, "save", "-o", str(t), image))
+                               for name, sock in socks.items()})
+    loads = interleaved_ms(n, {name: (lambda s=sock: cli(s, "rmi", image, check=False),
+                                      lambda s=sock, t=tars[name]: cli(s, "load", "-i", str(t)))
+                               for name, sock in socks.items()})
+    cids = {name: cli(sock, "create", "--network", "none", image, "true").stdout.strip()
+            for name, sock in socks.items()}
+    exports = interleaved_ms(n, {name: (nothing, lambda s=sock, e=exps[name], c=cids[name]:
+                                        cli(s, "export", "-o", str(e), c))
+                                 for name, sock in socks.items()})
+    for name, sock in socks.items():
+        cli(sock, "rm", "-f", cids[name], check=False)
+        print(f"# {name} {label}: save {tars[name].stat().st_size / 1e6:.1f} MB, "
+              f"export {exps[name].stat().st_size / 1e6:.1f} MB")
+        tars[name].unlink(missing_ok=True)
+        exps[name].unlink(missing_ok=True)
     report(f"save, {label} (median)", saves)
     report(f"load after rmi, {label} (median)", loads)
     report(f"export of a created container, {label} (median)", exports)
