@@ -62,8 +62,24 @@ class Lab:
             return ""
 
 
-def start_lab(daemon_host: str, timeout: float = 60) -> Lab:
-    """``jupyter lab`` with the sidebar's server extension talking to ``daemon_host``."""
+def _use_this_checkout(env: dict[str, str], base: Path) -> None:
+    """The lab runs this checkout's server extension and built labextension, whatever copy
+    an (editable) install elsewhere put into site-packages and share/jupyter: the path of
+    JUPYTER_PATH comes first, and the first ``pyjail-jupyter`` found wins."""
+    paths = [str(ROOT / "jupyter_ext"), str(ROOT), *filter(None, [env.get("PYTHONPATH")])]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    built = ROOT / "jupyter_ext" / "pyjail_jupyter" / "labextension"
+    if (built / "package.json").exists():
+        exts = base / "jupyter" / "labextensions"
+        exts.mkdir(parents=True)
+        (exts / "pyjail-jupyter").symlink_to(built)
+        env["JUPYTER_PATH"] = os.pathsep.join(
+            [str(base / "jupyter"), *filter(None, [env.get("JUPYTER_PATH")])])
+
+
+def start_lab(daemon_host: str, timeout: float = 60, extra_args: list[str] | None = None) -> Lab:
+    """``jupyter lab`` with the sidebar's server extension talking to ``daemon_host``
+    (``extra_args``: more command-line options, e.g. ``--PyjailJupyterConfig.read_only=True``)."""
     base = Path(tempfile.mkdtemp(prefix="pyjail-test-lab-", dir="/var/tmp"))
     for sub in ("root", "config", "runtime", "settings", "workspaces", "data"):
         (base / sub).mkdir()
@@ -75,6 +91,7 @@ def start_lab(daemon_host: str, timeout: float = 60) -> Lab:
     port = free_port()
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(base / "config"),
                JUPYTER_RUNTIME_DIR=str(base / "runtime"), PYJAIL_HOST=daemon_host)
+    _use_this_checkout(env, base)
     env.pop("JUPYTER_DATA_DIR", None)
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
            f"--port={port}", "--port-retries=0", f"--IdentityProvider.token={token}",
@@ -85,7 +102,7 @@ def start_lab(daemon_host: str, timeout: float = 60) -> Lab:
            f"--PyjailJupyterConfig.host={daemon_host}",
            "--ServerApp.jpserver_extensions={'pyjail_jupyter.server': True}",
            "--LabApp.news_url=", "--LabApp.check_for_updates_class="
-           "jupyterlab.NeverCheckForUpdate"]
+           "jupyterlab.NeverCheckForUpdate", *(extra_args or [])]
     with open(base / "lab.log", "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, cwd=base / "root",

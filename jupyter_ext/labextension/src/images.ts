@@ -75,7 +75,8 @@ export class ImagesSection extends Section {
     return el(
       'div',
       { class: 'pj-row pj-image-row', 'data-id': image.Id, 'data-ref': ref },
-      el('div', { class: 'pj-row-main' }, el('span', { class: 'pj-name' }, label)),
+      // every name readable: several tags wrap instead of ending in an ellipsis
+      el('div', { class: 'pj-row-main' }, el('span', { class: 'pj-name pj-wrap', title: label }, label)),
       el(
         'div',
         { class: 'pj-row-sub' },

@@ -15,7 +15,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { request } from './api';
 import { inspectWidget } from './inspect';
 import { logsWidget } from './logs';
-import { DEFAULT_OPTIONS, Hooks, Options, reload, streamed } from './model';
+import { attempt, DEFAULT_OPTIONS, Hooks, Options, reload, streamed } from './model';
 import { PyjailPanel } from './panel';
 import { progressWidget } from './progress';
 
@@ -106,11 +106,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
         address = options.daemonAddress;
         // the server's own configuration stands until a user sets an address
         if (!first || address) {
-          await request('daemon', 'PUT', { host: address }).catch(err =>
-            console.warn('pyjail: cannot switch daemon', err)
+          await attempt(`switch to daemon ${address || '(server default)'}`, () =>
+            request('daemon', 'PUT', { host: address })
           );
           if (!first) {
-            void panel.start();
+            void panel.switchedDaemon();
           }
         }
       }

@@ -1,5 +1,5 @@
 // What the sections share: settings, the server's info, and the app-level hooks.
-import { Notification, showDialog, Dialog } from '@jupyterlab/apputils';
+import { Dialog, Notification, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 
 import { ApiError, streamLines } from './api';
 
@@ -52,13 +52,33 @@ export async function confirm(title: string, body: string, label: string): Promi
   return result.button.accept;
 }
 
-/** Run an action, reporting a failure as a notification (the daemon's own message). */
+// JupyterLab cuts a notification's text after this many characters
+const NOTIFICATION_MAX = 140;
+
+/** A failure short enough for a notification: Docker-style messages put the reason after
+ * the last " - " ("conflict: unable to remove … (must force) - container … is using …"),
+ * so a long one keeps that part rather than losing it to the cut. */
+export function failureSummary(what: string, message: string): string {
+  let text = `${what}: ${message}`;
+  if (text.length > NOTIFICATION_MAX && message.includes(' - ')) {
+    text = `${what}: ${message.slice(message.lastIndexOf(' - ') + 3)}`;
+  }
+  return text.length > NOTIFICATION_MAX ? `${text.slice(0, NOTIFICATION_MAX - 1)}…` : text;
+}
+
+/** Run an action, reporting a failure as a notification (the daemon's own message; when
+ * that had to be shortened, its *Details* button shows all of it). */
 export async function attempt<T>(what: string, fn: () => Promise<T>): Promise<T | undefined> {
   try {
     return await fn();
   } catch (err) {
     const message = err instanceof ApiError ? err.message : String(err);
-    Notification.error(`${what}: ${message}`, { autoClose: 8000 });
+    const text = failureSummary(what, message);
+    const details = {
+      label: 'Details',
+      callback: () => void showErrorMessage(what, { message })
+    };
+    Notification.error(text, { autoClose: 8000, actions: text === `${what}: ${message}` ? [] : [details] });
     return undefined;
   }
 }

@@ -25,6 +25,8 @@ export class PyjailPanel extends Widget {
   readonly backups: BackupsSection;
   private hostLabel = el('span', { class: 'pj-host' }, '…');
   private live = el('span', { class: 'pj-live', title: 'Event stream' }, 'offline');
+  // a badge of its own: a suffix on the (long, ellipsised) address would be cut off
+  private readOnly = el('span', { class: 'pj-read-only', title: 'Destructive actions are disabled (PyjailJupyterConfig.read_only)' }, 'read-only');
   private events: WebSocket | null = null;
   private inflight = new Set<Kind>();
   private again = new Set<Kind>();
@@ -38,6 +40,7 @@ export class PyjailPanel extends Widget {
     private options: () => Options
   ) {
     super();
+    this.readOnly.hidden = true;
     this.id = 'pyjail-sidebar';
     this.addClass('pj-panel');
     this.containers = new ContainersSection(hooks, options);
@@ -47,7 +50,15 @@ export class PyjailPanel extends Widget {
     const refresh = el('button', { class: 'pj-btn', title: 'Reload everything' }, '⟳');
     refresh.addEventListener('click', () => this.start());
     this.node.append(
-      el('div', { class: 'pj-header' }, el('span', { class: 'pj-title' }, 'pyjail'), this.hostLabel, this.live, refresh),
+      el(
+        'div',
+        { class: 'pj-header' },
+        el('span', { class: 'pj-title' }, 'pyjail'),
+        this.hostLabel,
+        this.readOnly,
+        this.live,
+        refresh
+      ),
       this.containers.node,
       this.images.node,
       this.volumes.node,
@@ -71,7 +82,9 @@ export class PyjailPanel extends Widget {
     this.connectEvents();
     try {
       this.info = await request<Info>('info');
-      this.hostLabel.textContent = this.info.host + (this.info.read_only ? ' (read-only)' : '');
+      this.hostLabel.textContent = this.info.host;
+      this.hostLabel.title = this.info.host;
+      this.readOnly.hidden = !this.info.read_only;
       this.node.dataset.readOnly = String(this.info.read_only);
       for (const s of [this.containers, this.images, this.volumes, this.backups]) {
         s.info = this.info;
@@ -82,6 +95,16 @@ export class PyjailPanel extends Widget {
     await Promise.all((['containers', 'images', 'volumes', 'backups'] as Kind[]).map(k => this.load(k)));
   }
 
+  /** After the server switched daemons: the open event stream (and its `since=` clock)
+   * belong to the old one, so drop them before loading everything again. */
+  async switchedDaemon(): Promise<void> {
+    const old = this.events;
+    this.events = null;   // its close must not schedule a reconnect
+    old?.close();
+    this.lastEvent = 0;
+    await this.start();
+  }
+
   private connectEvents(): void {
     if (this.events && this.events.readyState <= WebSocket.OPEN) {
       return;
@@ -89,9 +112,12 @@ export class PyjailPanel extends Widget {
     // since: replay what happened while we were (re)connecting
     const since = this.lastEvent ? `?since=${Math.floor(this.lastEvent)}` : '';
     const ws = openSocket(`events/ws${since}`, item => this.onEvent(item), () => {
+      if (this.events !== ws) {
+        return;   // a stream we dropped (daemon switched): the new one is in charge
+      }
       this.live.textContent = 'offline';
       this.live.dataset.state = 'offline';
-      if (!this.disposedFlag && this.events === ws) {
+      if (!this.disposedFlag) {
         this.events = null;
         setTimeout(() => this.reconnect(), this.reconnectDelay);
         this.reconnectDelay = Math.min(this.reconnectDelay * 2, 10000);

@@ -57,7 +57,12 @@ export class VolumesSection extends Section {
       'div',
       { class: 'pj-row pj-volume-row', 'data-name': name },
       el('div', { class: 'pj-row-main' }, el('span', { class: 'pj-name' }, name)),
-      el('div', { class: 'pj-row-sub' }, el('span', {}, v.Driver || 'local'), el('span', { class: 'pj-path' }, v.Mountpoint || '')),
+      el(
+        'div',
+        { class: 'pj-row-sub' },
+        el('span', {}, v.Driver || 'local'),
+        el('span', { class: 'pj-path', title: v.Mountpoint || '' }, v.Mountpoint || '')
+      ),
       actions
     );
   }
@@ -135,12 +140,20 @@ export class BackupsSection extends Section {
         }, 'pj-danger')
       );
     }
-    const created = typeof b.Created === 'number' ? ago(b.Created) : String(b.Created || '');
+    // the catalogue answers RFC 3339 text, the Engine API Unix seconds: show both as an age
+    const seconds = typeof b.Created === 'number' ? b.Created : Date.parse(String(b.Created)) / 1000;
+    const created = Number.isFinite(seconds) ? ago(seconds) : String(b.Created || '');
     return el(
       'div',
       { class: 'pj-row pj-backup-row', 'data-id': id },
-      el('div', { class: 'pj-row-main' }, el('span', { class: 'pj-name' }, b.Name || id)),
-      el('div', { class: 'pj-row-sub' }, el('span', {}, what), el('span', {}, bytes(b.Size)), el('span', {}, created)),
+      el('div', { class: 'pj-row-main' }, el('span', { class: 'pj-name', title: b.Name || id }, b.Name || id)),
+      el(
+        'div',
+        { class: 'pj-row-sub' },
+        el('span', {}, what),
+        el('span', {}, bytes(b.Size)),
+        el('span', { title: String(b.Created || '') }, created)
+      ),
       actions
     );
   }
@@ -163,10 +176,12 @@ export class BackupsSection extends Section {
     return el(
       'div',
       { class: 'pj-row pj-schedule-row', 'data-id': s.Id },
-      el('div', { class: 'pj-row-main' }, el('span', { class: 'pj-name' }, `${what} · ${when}`)),
+      // the name line holds only what is backed up: the sidebar is too narrow for more
+      el('div', { class: 'pj-row-main' }, el('span', { class: 'pj-name', title: `${what} · ${when}` }, what)),
       el(
         'div',
         { class: 'pj-row-sub' },
+        el('span', { class: 'pj-when' }, when),
         el('span', {}, `keep ${s.Keep || 'all'}`),
         el('span', {}, `${s.Runs || 0} runs`),
         el('span', {}, next),
