@@ -569,6 +569,13 @@ def test_read_only_lab_hides_destructive_actions(browser: Any, daemon: Daemon, c
                 """async () => (await fetch('/pyjail/api/images/prune', {method: 'POST',
                      headers: {'X-XSRFToken': document.cookie.match(/_xsrf=([^;]+)/)[1]}})).status""")
             assert status == 403
+            # switching daemons is refused too, and the panel says so (not only the console)
+            set_daemon_address(page, "unix:///nonexistent/elsewhere.sock")
+            refused = toast(page, "changing the daemon is disabled")
+            refused.wait_for(timeout=10000)
+            settled(page, refused)
+            screenshot(page, "16b-read-only-switch-refused")
+            assert daemon.socket_path in page.locator("#pyjail-sidebar .pj-host").inner_text()
     finally:
         stop_lab(ro)
         pyjail_api.remove_schedule(client, sched["Id"])
