@@ -17,7 +17,9 @@ from pathlib import Path
 from pyjail.images import tarstream
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
-_CHUNK = 1 << 20
+# 256 KiB: small enough that reading, the daemon's loop and the client overlap (measured with
+# the docker CLI on a 100 MB export: 1 MiB chunks took 1.14-1.28x dockerd's time, 256 KiB 0.75-0.93x)
+_CHUNK = 256 << 10
 
 
 def _is_opaque(path: str) -> bool:
@@ -121,7 +123,7 @@ def tarinfo(rel: str, host: str, st: os.stat_result) -> tarfile.TarInfo:
 
 def tar_chunks(tree: dict[str, str]) -> Iterator[bytes]:
     """A tar of a merged tree, parents first: headers batched, file data read and yielded
-    in 1 MiB chunks (no copy through tarfile's 16 KiB buffer)."""
+    in 256 KiB chunks (no copy through tarfile's 16 KiB buffer)."""
     pending: list[bytes] = []
     size = 0
     links: dict[tuple[int, int], str] = {}
