@@ -111,7 +111,8 @@ export class PyjailPanel extends Widget {
     }
     // since: replay what happened while we were (re)connecting
     const since = this.lastEvent ? `?since=${Math.floor(this.lastEvent)}` : '';
-    const ws = openSocket(`events/ws${since}`, item => this.onEvent(item), () => {
+    // a dropped stream's last frames (old daemon) must not move our since= clock
+    const ws = openSocket(`events/ws${since}`, item => this.events === ws && this.onEvent(item), () => {
       if (this.events !== ws) {
         return;   // a stream we dropped (daemon switched): the new one is in charge
       }
