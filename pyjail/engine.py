@@ -38,15 +38,17 @@ def run_dir_for(data_root: str) -> str:
     return f"/run/pyjail/sup-{digest}"
 
 
-def _lock_data_root(root: Path) -> int:
-    """One daemon per data root: two would both apply restart policies and health checks."""
+def lock_data_root(root: Path) -> int:
+    """One owner per data root: two daemons would both apply restart policies and health
+    checks, and a storage migration must not move a root a daemon is using."""
     import fcntl
     fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise errors.Conflict(f"another pyjail daemon is using the data root {root}") from None
+        raise errors.Conflict(f"a pyjail daemon is running on the data root {root} "
+                              "(stop it first: pyjail daemon stop)") from None
     return fd
 
 
@@ -73,7 +75,7 @@ class Engine:
         self.data_root.mkdir(parents=True, exist_ok=True, mode=0o711)
         self._lock_fd = None
         if exclusive:
-            self._lock_fd = _lock_data_root(self.data_root)
+            self._lock_fd = lock_data_root(self.data_root)
         self.events = EventBus()
         self.images = ImageStore(self.data_root / "images")
         self.volumes = VolumeStore(self.data_root / "volumes")

@@ -17,7 +17,6 @@ reached; running the same command again after a crash finishes the move.
 from __future__ import annotations
 
 import errno
-import fcntl
 import logging
 import os
 import shutil
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import errors
+from ..engine import lock_data_root
 from ..fsutil import atomic_write_json, fsync_dir, read_json
 from .paths import rewrite_records
 from .treecopy import copy_tree, verify
@@ -35,17 +35,6 @@ log = logging.getLogger("pyjail.storage")
 
 MARKER = ".pyjail-migrate.json"
 Say = Callable[[str], None]
-
-
-def _lock(root: Path) -> int:
-    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise errors.Conflict(f"a pyjail daemon is running on {root}: stop it first "
-                              "(pyjail daemon stop)") from None
-    return fd
 
 
 def _mounts_under(root: Path) -> list[str]:
@@ -134,7 +123,7 @@ def migrate(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
         raise errors.NotFound(f"no data root at {src_p}")
     if dst_p.exists() and (not dst_p.is_dir() or any(dst_p.iterdir())):
         raise errors.Conflict(f"{dst_p} exists and is not empty")
-    fd = _lock(src_p)
+    fd = lock_data_root(src_p)
     try:
         _quiesce(src_p, say)
         same_fs = os.stat(src_p).st_dev == os.stat(dst_p.parent).st_dev
@@ -199,7 +188,7 @@ def _resume(src: Path, dst: Path, marker: dict[str, Any], say: Say,
         if not src.is_dir():
             raise errors.RuntimeFailure(f"{src} vanished during an unfinished copy; "
                                         f"{dst} is incomplete")
-        fd = _lock(src)
+        fd = lock_data_root(src)
         try:
             for entry in dst.iterdir():
                 if entry.name != MARKER:
@@ -210,7 +199,7 @@ def _resume(src: Path, dst: Path, marker: dict[str, Any], say: Say,
             return _copy(src, dst, say, olds)
         finally:
             os.close(fd)
-    fd = _lock(dst)
+    fd = lock_data_root(dst)
     try:
         if step == "copied":
             shutil.rmtree(src, ignore_errors=True)
