@@ -158,3 +158,16 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def test_times_to_come_and_durations_read_like_the_grammar():
+    from datetime import UTC, datetime, timedelta
+
+    from pyjail.client.tables import human_ago, human_duration
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert human_ago(now - timedelta(minutes=3), now) == "3 minutes ago"
+    assert human_ago(now + timedelta(minutes=59, seconds=30), now) == "in 59 minutes"
+    assert human_ago(now, now) == "Less than a second ago"
+    assert [human_duration(s) for s in (0, 90, 3600, 5400, 7 * 86400)] == [
+        "", "1m30s", "1h", "1h30m", "7d"]
+    assert grammar.duration_seconds(human_duration(5400)) == 5400   # reads back

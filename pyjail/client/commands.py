@@ -22,7 +22,7 @@ from . import errors, pyjail_api, runner, views
 from .connection import Client
 from .grammar import GrammarError, duration_ns, filters, split_pairs
 from .progress import StreamTracker
-from .tables import Column, Table
+from .tables import Column, Table, human_duration
 from .ui import Frontend
 
 
@@ -416,7 +416,8 @@ def cmd_schedule(s: Session, a: argparse.Namespace) -> Any:
             done.append(sched_id)
         return done
     rows = [{"id": x["Id"], "target": x.get("Container") or f"volume {x.get('Volume')}",
-             "when": x.get("Cron") or f"every {x.get('Interval')}s", "keep": x.get("Keep") or 0,
+             "when": x.get("Cron") or f"every {human_duration(x.get('Interval') or 0)}",
+             "keep": x.get("Keep") or 0,
              "max_age": float(x.get("MaxAge") or 0), "mode": x.get("Mode", ""),
              "runs": x.get("Runs") or 0,
              "next_run": datetime.fromtimestamp(x["NextRun"], UTC) if x.get("NextRun") else None,

@@ -138,17 +138,37 @@ def human_size(n: int | float) -> str:
     return f"{n}B"
 
 
-def human_ago(when: datetime | None, now: datetime) -> str:
-    if when is None:
-        return ""
-    secs = max(0, int((now - when).total_seconds()))
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+def _count(secs: int) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
         if secs >= size:
             count = secs // size
-            return f"{count} {unit}{'s' if count > 1 else ''} ago"
-    if secs < 1:
+            return f"{count} {unit}{'s' if count > 1 else ''}"
+    return ""
+
+
+def human_ago(when: datetime | None, now: datetime) -> str:
+    """Docker's "3 minutes ago"; a time still to come (a schedule's next run) reads "in 59 minutes"."""
+    if when is None:
+        return ""
+    delta = int((now - when).total_seconds())
+    if delta <= -1:
+        return f"in {_count(-delta)}"
+    if delta < 1:
         return "Less than a second ago"
-    return f"{secs} second{'s' if secs > 1 else ''} ago"
+    return f"{_count(delta)} ago"
+
+
+def human_duration(seconds: float) -> str:
+    """A span in the grammar's own units (``90s``, ``6h``, ``7d``, ``1h30m``); "" for none."""
+    secs = int(seconds or 0)
+    if secs <= 0:
+        return ""
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if secs >= size:
+            parts.append(f"{secs // size}{unit}")
+            secs %= size
+    return "".join(parts)
 
 
 def format_cell(value: Any, col: Column, *, no_trunc: bool, now: datetime) -> str:
@@ -158,6 +178,8 @@ def format_cell(value: Any, col: Column, *, no_trunc: bool, now: datetime) -> st
         return human_ago(value, now)
     if col.kind == "int" and col.name in SIZE_COLUMNS:
         return human_size(value)
+    if col.kind == "float" and col.name in DURATION_COLUMNS:
+        return human_duration(value)
     if col.kind == "float":
         return f"{value:.2f}%" if col.name.endswith("_percent") else f"{value:g}"
     if col.kind == "obj":
@@ -172,6 +194,7 @@ def format_cell(value: Any, col: Column, *, no_trunc: bool, now: datetime) -> st
     return text
 
 
+DURATION_COLUMNS = {"max_age"}   # seconds in the DataFrame, "7d" in the text table
 SIZE_COLUMNS = {"size", "size_rw", "mem_usage", "mem_limit", "net_rx", "net_tx",
                 "block_read", "block_write", "reclaimable", "virtual_size"}
 

@@ -34,7 +34,8 @@ DF = (Column("type"), Column("total", "int"), Column("active", "int"), Column("s
       Column("reclaimable", "int"))
 EVENTS = (Column("time", "time"), Column("type"), Column("action"),
           Column("id", short_id=True, title="ID"), Column("name"), Column("attributes", "obj"))
-BACKUPS = (Column("id", short_id=True, title="BACKUP ID"), Column("name"),
+# a backup id is its file name: 12 characters of it would not name it, so never truncated
+BACKUPS = (Column("id", title="BACKUP ID"), Column("name"),
            Column("container"), Column("image"), Column("created", "time"),
            Column("size", "int"))
 INSPECT = (Column("object"), Column("field"), Column("value", "obj"))
