@@ -85,7 +85,7 @@ def _daemon(args: argparse.Namespace) -> int:
     from .client import daemonctl
     if args.daemon_command == "start":
         status = daemonctl.start(args.host, args.data_root, args.pidfile, args.log_file,
-                                 args.timeout, args.runtime)
+                                 args.timeout, args.runtime, args.config)
         print(status)
         return 0
     if args.daemon_command == "stop":

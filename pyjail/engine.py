@@ -7,6 +7,7 @@ daemon holding it) can exit or crash and the containers keep running.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -219,10 +220,12 @@ class Engine:
             pid = self.supervisor.request("ping")["pid"]
             self.supervisor.request("shutdown", force=True)
         except errors.PyjailError:
-            return
+            pid = None
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+        while pid and time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
             time.sleep(0.01)
+        with contextlib.suppress(OSError):   # its socket is gone: the dir is empty
+            os.rmdir(self.supervisor.run_dir)
         _remove_empty_cgroup_parents()
 
     # -- convenience ------------------------------------------------------------------------

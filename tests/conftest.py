@@ -65,6 +65,9 @@ def _leftovers(only_processes: bool = False) -> list[str]:
         for line in f:
             if "pyjail-test" in line:
                 found.append("mount: " + line.split()[4])
+    run = Path("/run/pyjail")
+    if run.is_dir():
+        found += [f"run dir: {d}" for d in run.glob("sup-*")]
     for base in Path("/sys/fs/cgroup").iterdir():
         pj = base / "pyjail"
         if pj.is_dir():

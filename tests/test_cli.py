@@ -3,6 +3,7 @@ text tables, one-line errors, ``daemon start|stop|status`` by PID file, image bo
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -99,10 +100,13 @@ def test_daemon_start_status_stop_by_pidfile():
     host = f"unix://{root}/d.sock"
     pidfile = root / "d.pid"
     try:
-        started = pyjail("--data-root", str(root), "-H", host, "daemon", "start", "--pidfile",
+        config = root / "daemon.json"    # the data root comes from pyjaild's config file
+        config.write_text(json.dumps({"data-root": str(root / "data")}))
+        started = pyjail("-H", host, "daemon", "start", "--config", str(config), "--pidfile",
                          str(pidfile))
         assert started.returncode == 0, started.stderr
         assert "pyjaild is running" in started.stdout
+        assert (root / "data" / "pyjaild.log").is_file() and (root / "data" / "images").is_dir()
         pid = int(pidfile.read_text())
         assert hosts.ping(host).ok
         again = pyjail("-H", host, "daemon", "start", "--pidfile", str(pidfile))
@@ -125,7 +129,7 @@ def test_daemon_start_status_stop_by_pidfile():
         if pid_text.strip() and Path(f"/proc/{pid_text.strip()}").exists():
             os.kill(int(pid_text), 15)
         from pyjail.engine import Engine
-        Engine(root, restart_policies=False).shutdown_supervisor()
+        Engine(root / "data", restart_policies=False).shutdown_supervisor()
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -8,6 +8,7 @@ process found by name. Nothing here imports the engine: the daemon is another pr
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -69,8 +70,11 @@ def _reap(pid: int) -> bool:
 
 def start(host: str | None = None, data_root: str | None = None, pidfile: str | None = None,
           log_file: str | None = None, timeout: float = 30.0,
-          runtime: str | None = None) -> DaemonStatus:
-    """Start pyjaild unless one already answers at the address; wait for ``/_ping``."""
+          runtime: str | None = None, config: str | None = None) -> DaemonStatus:
+    """Start pyjaild unless one already answers at the address; wait for ``/_ping``.
+
+    ``config`` is pyjaild's daemon.json: its ``data-root`` applies unless ``data_root`` is
+    given (so a root moved by ``pyjail storage migrate --config`` is found again)."""
     address = daemon_host(host)
     if not unix_path(address):
         raise ClientError(f"`pyjail daemon start` serves unix sockets only; run pyjaild "
@@ -79,13 +83,15 @@ def start(host: str | None = None, data_root: str | None = None, pidfile: str | 
     pidfile = pidfile or DEFAULT_PIDFILE
     if already.ok:
         return DaemonStatus(True, address, read_pid(pidfile), already.api_version)
-    root = data_root or DEFAULT_DATA_ROOT
+    root = data_root or _config_data_root(config) or DEFAULT_DATA_ROOT
     Path(root).mkdir(parents=True, exist_ok=True, mode=0o711)
     log_path = log_file or str(Path(root) / "pyjaild.log")
     cmd = [sys.executable, "-m", "pyjail_daemon.main", "--data-root", root, "-H", address,
            "--pidfile", pidfile]
     if runtime:
         cmd += ["--default-runtime", runtime]
+    if config:
+        cmd += ["--config", config]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 start_new_session=True, close_fds=True)
@@ -101,6 +107,17 @@ def start(host: str | None = None, data_root: str | None = None, pidfile: str | 
     proc.terminate()
     raise ClientError(f"pyjaild did not answer on {address} within {timeout:g}s "
                       f"(log: {log_path})")
+
+
+def _config_data_root(config: str | None) -> str | None:
+    if not config:
+        return None
+    try:
+        with open(config) as f:
+            value = json.load(f).get("data-root")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ClientError(f"cannot read config file {config}: {exc}") from None
+    return value if isinstance(value, str) and value else None
 
 
 def _last_line(path: str) -> str:

@@ -418,6 +418,9 @@ def _add_cli_only(sub: Any) -> None:
     start.add_argument("--timeout", type=positive_float, default=30.0,
                        help="seconds to wait for /_ping (default %(default)s)")
     start.add_argument("--runtime", help="default OCI runtime: builtin, runc, crun")
+    start.add_argument("--config", metavar="FILE",
+                       help="pyjaild's daemon.json (data-root and other options; the command "
+                            "line wins)")
     stop = dsub.add_parser("stop", help="stop the daemon by its PID file")
     stop.add_argument("--pidfile", help="PID file (default /run/pyjail/pyjaild.pid)")
     stop.add_argument("--timeout", type=positive_float, default=15.0)
