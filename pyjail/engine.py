@@ -7,7 +7,6 @@ daemon holding it) can exit or crash and the containers keep running.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -224,8 +223,6 @@ class Engine:
         deadline = time.monotonic() + 10
         while pid and time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
             time.sleep(0.01)
-        with contextlib.suppress(OSError):   # its socket is gone: the dir is empty
-            os.rmdir(self.supervisor.run_dir)
         _remove_empty_cgroup_parents()
 
     # -- convenience ------------------------------------------------------------------------

@@ -391,7 +391,8 @@ class Supervisor:
                 break
         try:
             os.unlink(self.sock_path)
-        except FileNotFoundError:
+            os.rmdir(self.run_dir)   # ours, and empty now: nothing of this root stays in /run
+        except OSError:
             pass
 
     def _accept(self) -> None:
