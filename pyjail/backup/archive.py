@@ -32,7 +32,6 @@ from typing import Any
 from ..errors import InvalidArgument, PyjailError
 from ..fsutil import fsync_dir
 from ..images import layers, tarstream
-from ..images.blobs import BlobWriter
 
 FORMAT_VERSION = 1
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -268,7 +267,7 @@ def _tar_header(name: str, size: int) -> bytes:
     return info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
 
 
-class _Parts(BlobWriter):
+class _Parts:
     """One logical member, cut into tar members of at most PART bytes as it is produced.
 
     A layer's size is known only once it is written; cutting it into sized parts lets it
@@ -276,10 +275,9 @@ class _Parts(BlobWriter):
     part are kept as they came (no concatenation); small ones are batched into CHUNK-sized
     writes so a tree of small files does not turn into a write per header.
 
-    Everything written is hashed on a thread of its own (``finish`` gives the digest). That
-    is why this is a BlobWriter, none of whose storage it uses: create_layer leaves the
-    hashing to a BlobWriter sink instead of hashing on the caller's thread, so tarring
-    (Python, holding the GIL) and hashing (C, without it) run side by side.
+    Everything written is hashed on a thread of its own (``finish`` gives the digest): a
+    layers.HashingSink, so create_layer hands its bytes over from a second thread and
+    tarring (Python, holding the GIL) and hashing (C, without it) run side by side.
     """
 
     def __init__(self, out: _Compressor, name: str,
@@ -359,22 +357,16 @@ class ArchiveWriter:
 
     def add(self, name: str, write: Callable[[Any], object],
             tick: Callable[[int], None] | None = None) -> dict[str, Any]:
-        """Add one member produced by ``write(stream)``; returns its sha256 and size.
-
-        If ``write`` returns a ``sha256:`` digest of what it wrote (create_layer does), it
-        must match the one computed here.
-        """
+        """Add one member produced by ``write(stream)``; returns its sha256 and size."""
         if name in self.members or name == MANIFEST or len(name) >= 90:
             raise InvalidArgument(f"bad archive member name {name!r}")
         w = _Parts(self.out, name, tick)
         try:
-            claimed = write(w)
+            write(w)
             if w.pieces or not w.parts:
                 w.flush()
         finally:
             digest = w.finish()
-        if isinstance(claimed, str) and claimed.startswith("sha256:") and claimed != digest:
-            raise PyjailError(f"member {name}: the writer's digest {claimed} is not {digest}")
         entry = {"sha256": digest, "size": w.size, "parts": w.parts}
         self.members[name] = entry
         return entry

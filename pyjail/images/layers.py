@@ -19,11 +19,11 @@ import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from pyjail.errors import InvalidArgument, PyjailError, UnsafePath
 from pyjail.images import tarstream
-from pyjail.images.blobs import BlobWriter, start_writeback
+from pyjail.images.blobs import start_writeback
 from pyjail.images.tarstream import BLK, CHR, DIR, FIFO, LNK, REG, REGULAR, SYM, Member, Source
 
 WHITEOUT = ".wh."
@@ -429,22 +429,32 @@ def extract_layer(tar: BinaryIO | str | os.PathLike[str], dest: Path | str, *,
 
 # -- creating a layer from an overlay upper dir ----------------------------------------------
 
+@runtime_checkable
+class HashingSink(Protocol):
+    """A sink that hashes what it is given (a BlobWriter; a backup archive member):
+    ``finish`` returns ``sha256:`` of everything written."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def finish(self) -> str: ...
+
+
 class _LayerWriter:
     """Tar bytes out in ~1 MiB writes (headers and small files batched), hashed on the way.
 
-    Into a BlobWriter (commit, build) a second thread hashes and writes while this one
-    walks the tree and reads files: both sha256 and write() release the GIL, so the two
-    cores overlap. Any other sink is written in order on the caller's thread.
+    Into a HashingSink (commit, build, backups) a second thread hashes and writes while
+    this one walks the tree and reads files: both sha256 and write() release the GIL, so
+    the two cores overlap. Any other sink is written and hashed on the caller's thread.
     """
 
-    def __init__(self, out: BinaryIO | BlobWriter) -> None:
+    def __init__(self, out: BinaryIO | HashingSink) -> None:
         self.out = out
-        self.hash = None if isinstance(out, BlobWriter) else hashlib.sha256()
+        self.hash = None if isinstance(out, HashingSink) else hashlib.sha256()
         self.pending: list[bytes] = []
         self.buffered = 0
         self._queue: queue.Queue[bytes | None] | None = None
         self._failure: list[BaseException] = []
-        if isinstance(out, BlobWriter):
+        if isinstance(out, HashingSink):
             self._queue = queue.Queue(maxsize=8)
             self._thread = threading.Thread(target=self._drain, name="layer-writer",
                                             daemon=True)
@@ -525,7 +535,7 @@ class _LayerWriter:
         self.flush()
         self.close()
         if self.hash is None:
-            assert isinstance(self.out, BlobWriter)
+            assert isinstance(self.out, HashingSink)
             return self.out.finish()
         return "sha256:" + self.hash.hexdigest()
 
@@ -614,12 +624,12 @@ def _pax_header(name: str, mode: int, uid: int, gid: int, size: int, mtime: int,
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
-def create_layer(upper: Path | str, out: BinaryIO | BlobWriter) -> str:
+def create_layer(upper: Path | str, out: BinaryIO | HashingSink) -> str:
     """Tar an overlay upper dir as an OCI layer (whiteouts converted); returns its diff_id.
 
     Entries come parents first, siblings sorted by name, owners numeric, times truncated to
     seconds (as Docker does), so the same tree always gives the same bytes and diff_id.
-    ``out`` is any binary sink; a BlobWriter's own hash is used (the data is hashed once).
+    ``out`` is any binary sink; a HashingSink's own hash is used (the data is hashed once).
     """
     upper = os.fspath(upper)
     w = _LayerWriter(out)
