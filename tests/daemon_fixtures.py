@@ -183,3 +183,25 @@ def ipython_shell():
     from IPython import get_ipython
     from IPython.testing.globalipapp import start_ipython
     return start_ipython() or get_ipython()
+
+
+DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
+
+
+def docker_cli(daemon: Daemon, **extra_env: str):
+    """The real docker CLI against ``daemon``: ``run(*args)`` returns the CompletedProcess
+    (text) and fails the test on a non-zero exit unless ``check=False``."""
+    env = {**os.environ, "DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(daemon.data_root),
+           **extra_env}
+
+    def run(*args: str, input: str | None = None, timeout: float = 120, check: bool = True,
+            cwd: str | None = None) -> subprocess.CompletedProcess:
+        proc = subprocess.run([DOCKER, *args], input=input, capture_output=True, text=True,
+                              env=env, cwd=cwd, timeout=timeout)
+        if check:
+            assert proc.returncode == 0, (args, proc.returncode, proc.stdout, proc.stderr)
+        return proc
+
+    run.env = env
+    run.host = daemon.host
+    return run

@@ -10,7 +10,6 @@ import gzip
 import io
 import json
 import os
-import shutil
 import subprocess
 import tarfile
 import time
@@ -18,9 +17,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from daemon_fixtures import Daemon, running_daemon
+from daemon_fixtures import DOCKER, Daemon, docker_cli, running_daemon
 
-DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 NONE = ["--network", "none"]
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DOCKER), reason="docker CLI not installed")
@@ -74,19 +72,7 @@ def daemon():
 
 @pytest.fixture(scope="module")
 def docker(daemon: Daemon):
-    env = {**os.environ, "DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(daemon.data_root),
-           "DOCKER_BUILDKIT": "0"}
-
-    def run(*args: str, check: bool = True, cwd: str | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess:
-        proc = subprocess.run([DOCKER, *args], capture_output=True, text=True, env=env,
-                              cwd=cwd, timeout=timeout)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"docker {' '.join(args)} -> {proc.returncode}\n"
-                                 f"{proc.stdout}\n{proc.stderr}")
-        return proc
-    run.host = daemon.host
-    return run
+    return docker_cli(daemon, DOCKER_BUILDKIT="0")
 
 
 def _tar(files: dict[str, bytes]) -> bytes:

@@ -10,16 +10,14 @@ import fcntl
 import json
 import os
 import select
-import shutil
 import struct
 import subprocess
 import termios
 import time
 
 import pytest
-from daemon_fixtures import Daemon, busybox_rootfs_tar, running_daemon
+from daemon_fixtures import DOCKER, Daemon, busybox_rootfs_tar, docker_cli, running_daemon
 
-DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 NONE = ["--network", "none"]
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DOCKER), reason="docker CLI not installed")
@@ -33,18 +31,7 @@ def daemon():
 @pytest.fixture(scope="module")
 def docker(daemon: Daemon):
     """Run ``docker ARGS``; returns the CompletedProcess (text)."""
-    env = {**os.environ, "DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(daemon.data_root)}
-
-    def run(*args: str, input: str | None = None, timeout: float = 60,
-            check: bool = True) -> subprocess.CompletedProcess:
-        proc = subprocess.run([DOCKER, *args], input=input, capture_output=True, text=True,
-                              env=env, timeout=timeout)
-        if check:
-            assert proc.returncode == 0, (args, proc.returncode, proc.stdout, proc.stderr)
-        return proc
-
-    run.env = env
-    return run
+    return docker_cli(daemon)
 
 
 def run_in_pty(docker, args: list[str], keys: bytes = b"", timeout: float = 30) -> tuple[int, str]:

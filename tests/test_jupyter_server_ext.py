@@ -8,11 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,63 +27,16 @@ if "pyjail_jupyter" in sys.modules:
     if _here not in list(_pkg.__path__):
         _pkg.__path__.insert(0, _here)
 
+from test_client import DaemonProcess  # noqa: E402
 from tornado.httpclient import HTTPClientError, HTTPRequest  # noqa: E402
 from tornado.websocket import websocket_connect  # noqa: E402
 from traitlets.config import Config  # noqa: E402
 
-from pyjail.client import hosts  # noqa: E402
 from pyjail.client.connection import Client, json_lines  # noqa: E402
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 LOOP = "while true; do echo tick; sleep 0.2; done"
-
-
-class DaemonProcess:
-    """A real ``pyjaild`` on a throw-away data root under /var/tmp, with busybox
-    (the pattern of ``tests/test_client.py``)."""
-
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="pyjail-test-jupyter-", dir="/var/tmp"))
-        self.host = f"unix://{self.root}/pyjaild.sock"
-        self.pidfile = self.root / "pyjaild.pid"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> DaemonProcess:
-        subprocess.run([sys.executable, "-m", "pyjail", "--data-root", str(self.root), "image",
-                        "bootstrap"], check=True, capture_output=True, timeout=120)
-        log = open(self.root / "pyjaild.log", "wb")  # noqa: SIM115 - the daemon owns it
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pyjail_daemon.main", "--data-root", str(self.root),
-             "-H", self.host, "--pidfile", str(self.pidfile)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-        deadline = time.monotonic() + 30
-        while not hosts.ping(self.host, timeout=1).ok:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                tail = self.log_tail()
-                self.stop()
-                pytest.fail(f"pyjaild did not start: {tail}")
-            time.sleep(0.05)
-        return self
-
-    def log_tail(self) -> str:
-        with contextlib.suppress(OSError):
-            return (self.root / "pyjaild.log").read_text()[-2000:]
-        return ""
-
-    def stop(self) -> None:
-        """The daemon by PID, then the data root's supervisor (and containers), then files."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        from pyjail.engine import Engine
-        Engine(self.root, restart_policies=False).shutdown_supervisor()
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from daemon_fixtures import Daemon, running_daemon
+from daemon_fixtures import Daemon, docker_cli, running_daemon
 from test_cli import pyjail
-
-DOCKER = "docker"
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +23,7 @@ def daemon():
 
 @pytest.fixture(scope="module")
 def docker(daemon: Daemon):
-    env = {**os.environ, "DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(daemon.data_root)}
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        proc = subprocess.run([DOCKER, *args], capture_output=True, text=True, env=env,
-                              timeout=120)
-        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
-        return proc
-    return run
+    return docker_cli(daemon)
 
 
 def du(path: str | Path) -> int:
