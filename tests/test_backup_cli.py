@@ -3,6 +3,7 @@ against a real pyjaild, and the same grammar through the ``%container`` magic.""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from daemon_fixtures import ipython_shell
+from daemon_fixtures import UnixHTTPConnection, ipython_shell
 from test_cli import pyjail
 from test_client import DaemonProcess
 
@@ -206,3 +207,16 @@ def test_the_magic_has_the_same_subcommands(daemon, source, workdir):
         assert listed.error_in_exec is None
     finally:
         shell.run_cell("%config ContainerMagics.host = None")
+
+
+def test_prune_endpoint_refuses_bad_numbers_with_a_json_message(daemon):
+    for query in ("keep=x", "keep=-1", "max_age=soon", "max_age=-5"):
+        conn = UnixHTTPConnection(daemon.host.removeprefix("unix://"))
+        try:
+            conn.request("POST", f"/pyjail/v1/backups/prune?{query}")
+            resp = conn.getresponse()
+            status, body = resp.status, resp.read()
+        finally:
+            conn.close()
+        assert status == 400, (query, status, body)
+        assert json.loads(body)["message"], (query, body)

@@ -205,15 +205,8 @@ class BackupPruneHandler(ApiHandler):
     """``POST /pyjail/v1/backups/prune?keep=N&max_age=SECONDS&container=&schedule=``."""
 
     async def post(self) -> None:
-        def number(key: str, kind: type) -> Any:
-            text = self.query(key)
-            if text in (None, ""):
-                return None
-            try:
-                return kind(text)
-            except ValueError:
-                raise errors.InvalidArgument(f"invalid {key}: {text!r}") from None
-        opts = {"keep": number("keep", int), "max_age": number("max_age", float),
+        opts = {"keep": self.query_int("keep", minimum=0),
+                "max_age": self.query_float("max_age", minimum=0),
                 "container": self.query("container") or "",
                 "schedule": self.query("schedule") or ""}
         self.write_json(await self.call_blocking(self.engine.backups.prune, **opts))

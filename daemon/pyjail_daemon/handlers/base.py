@@ -105,11 +105,19 @@ class ApiHandler(RequestHandler):
 
     def query_int(self, name: str, default: int | None = None, *, minimum: int | None = None,
                   maximum: int | None = None) -> int | None:
+        return self._query_number(name, int, default, minimum, maximum)
+
+    def query_float(self, name: str, default: float | None = None, *,
+                    minimum: float | None = None) -> float | None:
+        return self._query_number(name, float, default, minimum, None)
+
+    def _query_number(self, name: str, kind: type, default: Any, minimum: Any,
+                      maximum: Any) -> Any:
         value = self.get_query_argument(name, None)
         if value is None or value == "":
             return default
         try:
-            number = int(value)
+            number = kind(value)
         except ValueError:
             raise errors.InvalidArgument(f"invalid value for {name}: {value!r}") from None
         if minimum is not None and number < minimum or maximum is not None and number > maximum:
