@@ -47,6 +47,14 @@ def make_tar(*entries: tuple[tarfile.TarInfo, bytes], fmt: int = tarfile.PAX_FOR
     return buf.getvalue()
 
 
+@pytest.fixture(autouse=True, params=["python", "tar"])
+def extractor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with the Python extractor and with GNU tar doing the writing (which
+    hands over to Python wherever the two would differ)."""
+    monkeypatch.setenv("PYJAIL_LAYER_EXTRACTOR", request.param)
+    return str(request.param)
+
+
 @pytest.fixture
 def box(tmp_path: Path) -> Path:
     """tmp/dest is extracted into; tmp/outside must never change."""

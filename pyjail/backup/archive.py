@@ -32,6 +32,7 @@ from typing import Any
 from ..errors import InvalidArgument, PyjailError
 from ..fsutil import fsync_dir
 from ..images import layers, tarstream
+from ..images.blobs import start_writeback
 
 FORMAT_VERSION = 1
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -39,6 +40,7 @@ MANIFEST = "manifest.json"
 BLOCK = 512
 CHUNK = 1 << 20
 PART = 16 << 20
+WRITEBACK = 8 << 20
 _PART_RE = re.compile(r"^(.+)\.p(\d{5})$")
 Progress = Callable[[dict[str, Any]], None]
 Unpack = Callable[[str], bool | None]
@@ -110,6 +112,7 @@ class _Compressor:
         self.file = open(path, "wb", buffering=0)  # noqa: SIM115 - closed in close()
         self.hash = hashlib.sha256()
         self.size = 0
+        self.synced = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.pump: threading.Thread | None = None
         self.kind, _ = compression()
@@ -154,6 +157,9 @@ class _Compressor:
         view = memoryview(data)
         while view:
             view = view[self.file.write(view):]
+        if self.size - self.synced >= WRITEBACK:   # to disk as we go: close's fsync is short
+            start_writeback(self.file.fileno(), self.synced, self.size - self.synced)
+            self.synced = self.size
 
     def _pump(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -546,7 +552,8 @@ class _Reader:
                 part, size = part + 1, nxt.size
 
         chunks = data()
-        layers.extract_stream(tarstream.Source(chunks), target, for_overlay=for_overlay)
+        layers.extract_stream(tarstream.Source(chunks), target, for_overlay=for_overlay,
+                              size_hint=info.size)
         for _ in chunks:   # what follows the layer's end-of-archive block counts too
             pass
 

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Self
@@ -73,6 +74,9 @@ class BlobWriter:
         self.digest: str | None = None
         self.committed = False
         self._flushed = 0
+        # (staging dir holding diff/, content bytes): these bytes already unpacked; the
+        # store moves it into place (unpacking.UnpackingSink), else it goes with the writer
+        self.unpacked: tuple[Path, int] | None = None
 
     def write(self, data: bytes | memoryview) -> int:
         self._hash.update(data)
@@ -114,6 +118,9 @@ class BlobWriter:
             self._fd = -1
         if not self.committed:
             self.path.unlink(missing_ok=True)
+        if self.unpacked is not None:
+            shutil.rmtree(self.unpacked[0], ignore_errors=True)   # gone if the store took it
+            self.unpacked = None
 
     def __enter__(self) -> Self:
         return self

@@ -11,7 +11,7 @@ from typing import Any
 
 from pyjail.images import changes as dockerfile_changes
 from pyjail.images.export import container_tree, tar_chunks
-from pyjail.images.layers import create_layer
+from pyjail.images.unpacking import write_layer
 from pyjail.images.store import Image, ImageStore, now_rfc3339
 
 _MOUNTPOINTS = ("etc/hosts", "etc/resolv.conf", "etc/hostname")
@@ -77,7 +77,7 @@ def layer_image(store: ImageStore, upper: Path | str, config: dict[str, Any],
     """An upper dir as a new layer on ``config``'s rootfs: the layer tar goes straight into a
     pending blob (written once, hashed once), which the store commits and unpacks."""
     with store.blobs.writer() as blob:
-        create_layer(upper, blob)
+        write_layer(store, upper, blob)
         return store.create_image([blob], config, reference)
 
 
@@ -95,7 +95,7 @@ def commit(engine: Any, ref: str, reference: str | None = None, *, comment: str 
     try:
         with store.blobs.writer() as blob:
             with _mountpoints_aside(c, base, store):
-                create_layer(c.dir / "diff", blob)
+                write_layer(store, c.dir / "diff", blob)
             if paused_here:
                 engine.containers.unpause(c.id)
                 paused_here = False

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from pyjail.errors import InvalidArgument, PyjailError, UnsafePath
-from pyjail.images import tarstream
+from pyjail.images import gnutar, tarstream
 from pyjail.images.blobs import start_writeback
 from pyjail.images.tarstream import BLK, CHR, DIR, FIFO, LNK, REG, REGULAR, SYM, Member, Source
 
@@ -393,25 +393,113 @@ def open_source(tar: BinaryIO | str | os.PathLike[str],
 
 
 def extract_stream(src: Source, dest: Path, *, for_overlay: bool = True,
-                   allow_devices: bool | None = None) -> int:
-    """Extract an already opened stream; returns the bytes of file content written."""
+                   allow_devices: bool | None = None, size_hint: int | None = None) -> int:
+    """Extract an already opened stream; returns the bytes of file content written.
+
+    ``size_hint`` (bytes of the archive, when known) picks the way: large archives into an
+    empty directory go through GNU tar (see gnutar), small ones stay in this process.
+    """
     if allow_devices is None:
         allow_devices = os.geteuid() == 0
-    ex = _Extractor(Path(dest), for_overlay, allow_devices)
+    dest = Path(dest)
+    if src.tell() == 0 and src.tap is None and gnutar.usable(dest, size_hint):
+        return _extract_with_tar(src, dest, for_overlay, allow_devices)
+    ex = _Extractor(dest, for_overlay, allow_devices)
     try:
-        for member in tarstream.members(src):
-            try:
-                ex.extract(member, src)
-            except PyjailError:
-                raise
-            except ValueError as e:   # e.g. an embedded NUL reaching an os call
-                raise UnsafePath(f"{member.name!r}: {e}") from None
-            except OSError as e:
-                raise PyjailError(f"cannot extract {member.name}: {e.strerror or e}") from e
-        ex.finish()
+        _extract_members(ex, tarstream.members(src), src)
     finally:
         ex.close()
     return ex.size
+
+
+def _extract_members(ex: _Extractor, members: Iterator[Member], src: Source,
+                     first: Member | None = None) -> None:
+    """The Python extractor over ``members`` (after ``first``, when given), then dir times."""
+    member = first
+    try:
+        if first is not None:
+            ex.extract(first, src)
+        for member in members:
+            ex.extract(member, src)
+    except PyjailError:
+        raise
+    except ValueError as e:   # e.g. an embedded NUL reaching an os call
+        raise UnsafePath(f"{member.name if member else '?'!r}: {e}") from None
+    except OSError as e:
+        name = member.name if member else "?"
+        raise PyjailError(f"cannot extract {name}: {e.strerror or e}") from e
+    ex.finish()
+
+
+def _extract_with_tar(src: Source, dest: Path, for_overlay: bool, allow_devices: bool) -> int:
+    """Members checked here, made by ``tar -x``, until one tar would treat otherwise; from
+    that one on, the Python extractor. Whiteouts and xattrs are applied at the hand-over."""
+    checker = gnutar.Checker(allow_devices, normalize)
+    tar = gnutar.TarProcess(dest)
+    forward = gnutar.Forwarder(tar.fd)
+    src.tap = forward
+    members = tarstream.members(src)
+    odd: Member | None = None
+    try:
+        try:
+            for m in members:
+                if checker.accept(m, normalize(m.name)):
+                    forward.release(src.tell() + gnutar.padded(m))
+                else:
+                    odd = m
+                    break
+            else:
+                forward.release(src.tell())   # the end-of-archive block, as far as pulled
+        except BrokenPipeError:
+            raise tar.broken() from None
+        src.tap = None
+        tar.finish()
+    except BaseException:
+        src.tap = None
+        tar.kill()
+        raise
+    if odd is None and not checker.whiteouts and not checker.with_xattrs:
+        return checker.size
+    ex = _Extractor(dest, for_overlay, allow_devices)
+    try:
+        _apply_after_tar(ex, checker, dest)
+        if odd is not None:
+            _extract_members(ex, members, src, odd)
+        elif checker.whiteouts:
+            ex.finish()   # the whiteouts changed their directories' times
+    finally:
+        ex.close()
+    return checker.size + ex.size
+
+
+def _apply_after_tar(ex: _Extractor, fixups: gnutar.Fixups, dest: Path) -> None:
+    """What tar cannot do: overlay whiteouts from the markers it extracted, and xattrs; the
+    Python extractor takes over tar's tree (directory times, paths this layer wrote)."""
+    ex.dir_times = list(fixups.dir_times)
+    if ex.created is not None and isinstance(fixups, gnutar.Checker):
+        ex.created = fixups.dirs | fixups.others
+    try:
+        for m, parent, name in fixups.with_xattrs:
+            ex._xattrs(m, None, ex.dir_fd(parent), name)
+        for m, parent, name in fixups.whiteouts:
+            pfd = ex.dir_fd(parent)
+            os.unlink(name, dir_fd=pfd)   # the marker tar made as an empty file
+            ex._whiteout(m, parent, name)
+    except OSError as e:
+        raise PyjailError(f"cannot extract into {dest}: {e.strerror or e}") from e
+
+
+def finish_tar_tree(dest: Path, fixups: gnutar.Fixups) -> None:
+    """Apply ``fixups`` to the overlay layer dir ``dest`` that tar extracted."""
+    if not fixups.whiteouts and not fixups.with_xattrs:
+        return
+    ex = _Extractor(dest, True, os.geteuid() == 0)
+    try:
+        _apply_after_tar(ex, fixups, dest)
+        if fixups.whiteouts:
+            ex.finish()
+    finally:
+        ex.close()
 
 
 def extract_layer(tar: BinaryIO | str | os.PathLike[str], dest: Path | str, *,
@@ -422,9 +510,10 @@ def extract_layer(tar: BinaryIO | str | os.PathLike[str], dest: Path | str, *,
     ``dest`` can serve as a lowerdir; otherwise apply them by deleting from ``dest``.
     ``allow_devices`` defaults to "running as root".
     """
+    hint = os.stat(tar).st_size if isinstance(tar, (str, os.PathLike)) else None
     with open_source(tar) as (_, src):
         return extract_stream(src, Path(dest), for_overlay=for_overlay,
-                              allow_devices=allow_devices)
+                              allow_devices=allow_devices, size_hint=hint)
 
 
 # -- creating a layer from an overlay upper dir ----------------------------------------------
@@ -624,18 +713,33 @@ def _pax_header(name: str, mode: int, uid: int, gid: int, size: int, mtime: int,
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
-def create_layer(upper: Path | str, out: BinaryIO | HashingSink) -> str:
+def create_layer(upper: Path | str, out: BinaryIO | HashingSink,
+                 fixups: gnutar.Fixups | None = None) -> str:
     """Tar an overlay upper dir as an OCI layer (whiteouts converted); returns its diff_id.
 
     Entries come parents first, siblings sorted by name, owners numeric, times truncated to
     seconds (as Docker does), so the same tree always gives the same bytes and diff_id.
     ``out`` is any binary sink; a HashingSink's own hash is used (the data is hashed once).
+    ``fixups`` collects what ``tar -x`` of these bytes leaves to do (unpacking.py).
     """
     upper = os.fspath(upper)
     w = _LayerWriter(out)
     links: dict[tuple[int, int], str] = {}
 
-    def walk(dirpath: str, prefix: str) -> None:
+    def fix(arc: str, typ: bytes, st: os.stat_result, dir_time: tuple[str, int] | None,
+            xattrs: dict[str, str] | None = None) -> None:
+        """Note a whiteout marker or a member with xattrs (and its directory's time)."""
+        assert fixups is not None
+        parent, _, name = arc.rpartition("/")
+        values = {k[len("SCHILY.xattr."):]: v.encode("utf-8", "surrogateescape")
+                  for k, v in (xattrs or {}).items()} or None
+        m = Member(arc, typ, stat.S_IMODE(st.st_mode) if values else 0o600, st.st_uid,
+                   st.st_gid, 0, int(st.st_mtime) * 1_000_000_000, "", 0, 0, values)
+        (fixups.with_xattrs if values else fixups.whiteouts).append((m, parent, name))
+        if dir_time is not None and not values:
+            fixups.dir_times.append(dir_time)
+
+    def walk(dirpath: str, prefix: str, dir_time: tuple[str, int] | None) -> None:
         for name in sorted(os.listdir(dirpath)):
             path = dirpath + "/" + name
             arc = prefix + name
@@ -644,15 +748,22 @@ def create_layer(upper: Path | str, out: BinaryIO | HashingSink) -> str:
             perm, uid, gid, mtime = stat.S_IMODE(mode), st.st_uid, st.st_gid, int(st.st_mtime)
             if stat.S_ISCHR(mode) and st.st_rdev == 0:   # overlay whiteout
                 w.add(_pax_header(prefix + WHITEOUT + name, 0o600, uid, gid, 0, mtime, REG))
+                if fixups is not None:
+                    fix(prefix + WHITEOUT + name, REG, st, dir_time)
                 continue
             if stat.S_ISSOCK(mode):
                 continue   # sockets cannot be archived (GNU tar skips them too)
             xattrs = _listxattrs(path)
+            if xattrs and fixups is not None:
+                fix(arc, DIR if stat.S_ISDIR(mode) else REG, st, None, xattrs)
             if stat.S_ISDIR(mode):
                 w.add(_pax_header(arc + "/", perm, uid, gid, 0, mtime, DIR, xattrs=xattrs))
+                this_time = (arc, mtime * 1_000_000_000)
                 if _is_opaque(path):
                     w.add(_pax_header(arc + "/" + OPAQUE, perm, uid, gid, 0, mtime, REG))
-                walk(path, arc + "/")
+                    if fixups is not None:
+                        fix(arc + "/" + OPAQUE, REG, st, this_time)
+                walk(path, arc + "/", this_time)
             elif stat.S_ISLNK(mode):
                 w.add(_pax_header(arc, perm, uid, gid, 0, mtime, SYM, os.readlink(path),
                                   xattrs=xattrs))
@@ -666,6 +777,8 @@ def create_layer(upper: Path | str, out: BinaryIO | HashingSink) -> str:
                     links[key] = arc
                 w.file(_pax_header(arc, perm, uid, gid, st.st_size, mtime, REG, xattrs=xattrs),
                        path, st.st_size)
+                if fixups is not None:
+                    fixups.size += st.st_size
             elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
                 w.add(_pax_header(arc, perm, uid, gid, 0, mtime,
                                   CHR if stat.S_ISCHR(mode) else BLK,
@@ -675,7 +788,7 @@ def create_layer(upper: Path | str, out: BinaryIO | HashingSink) -> str:
                 w.add(_pax_header(arc, perm, uid, gid, 0, mtime, FIFO, xattrs=xattrs))
 
     try:
-        walk(upper, "")
+        walk(upper, "", None)
         w.add(bytes(2 * tarstream.BLOCK))
         return w.digest()
     finally:

@@ -564,6 +564,10 @@ class ImageStore:
                 return digest, kind, as_given.size, digest
             return digest, kind, as_given.size, self._find_diff(digest)
 
+    def layer_staging_path(self) -> Path:
+        """A fresh name for a layer being made (gc removes it if its process dies)."""
+        return self.layers_dir / f"{_TMP}{os.getpid()}-{secrets.token_hex(6)}"
+
     def _add_layer(self, tar: BinaryIO | str | os.PathLike[str] | BlobWriter,
                    parent: str | None) -> tuple[dict[str, Any], str, str]:
         """Register one layer on top of ``parent``: (descriptor, diff_id, chain_id)."""
@@ -573,15 +577,21 @@ class ImageStore:
             chain_id = chain_ids([parent, diff_id])[1] if parent else diff_id
             if (self._layer_path(chain_id) / "meta.json").is_file():
                 return descriptor, diff_id, chain_id   # already unpacked: shared
-        tmp = self.layers_dir / f"{_TMP}{os.getpid()}-{secrets.token_hex(6)}"
+        unpacked = tar.unpacked if isinstance(tar, BlobWriter) and kind == "none" else None
+        tmp = unpacked[0] if unpacked else self.layer_staging_path()
         try:
-            (tmp / "diff").mkdir(parents=True)
-            hasher = hashlib.sha256() if diff_id is None else None
-            with open_source(self.blobs.path(digest), hasher) as (_, src):
-                content = extract_stream(src, tmp / "diff", for_overlay=True)
-                src.drain()
-            if hasher is not None:
-                diff_id = "sha256:" + hasher.hexdigest()
+            if unpacked:    # made from these very bytes while they were written
+                content = unpacked[1]
+            else:
+                (tmp / "diff").mkdir(parents=True)
+                hasher = hashlib.sha256() if diff_id is None else None
+                blob_path = self.blobs.path(digest)
+                with open_source(blob_path, hasher) as (_, src):
+                    content = extract_stream(src, tmp / "diff", for_overlay=True,
+                                             size_hint=os.stat(blob_path).st_size)
+                    src.drain()
+                if hasher is not None:
+                    diff_id = "sha256:" + hasher.hexdigest()
             assert diff_id is not None
             chain_id = chain_ids([parent, diff_id])[1] if parent else diff_id
             final = self._layer_path(chain_id)

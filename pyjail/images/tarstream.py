@@ -210,6 +210,7 @@ class Source:
     def __init__(self, chunks: Iterator[bytes], hasher: Any = None) -> None:
         self._chunks = chunks
         self._hasher = hasher
+        self.tap: Any = None   # also given every chunk pulled (gnutar's forwarder)
         self._set(b"", 0)
         self._base = 0       # stream offset of the current chunk's first byte
 
@@ -227,6 +228,8 @@ class Source:
             if chunk:
                 if self._hasher is not None:
                     self._hasher.update(chunk)
+                if self.tap is not None:
+                    self.tap.update(chunk)
                 return chunk
         return b""
 

@@ -27,7 +27,7 @@ from pyjail.images import changes as ch
 from pyjail.images.builder import context as ctx_mod
 from pyjail.images.builder.cache import BuildCache, cache_key, temp_file
 from pyjail.images.builder.parser import Instruction, Stage, parse, stages
-from pyjail.images.layers import create_layer
+from pyjail.images.unpacking import write_layer
 from pyjail.images.store import goarch, now_rfc3339
 
 Progress = Callable[[dict[str, Any]], None]
@@ -423,7 +423,7 @@ class _Run:
                                  f"'{' '.join(cmd)}' returned a non-zero code: {code}")
             self._drop_mountpoints(st, c.dir / "diff")
             with self.store.blobs.writer() as blob:   # written once, hashed once
-                create_layer(c.dir / "diff", blob)
+                write_layer(self.store, c.dir / "diff", blob)
                 if self.opts.rm or self.opts.forcerm:
                     containers.remove(c.id, force=True)
                     self.say(f"Removing intermediate container {c.id[:12]}\n")
