@@ -66,7 +66,7 @@ def test_backup_prints_the_path_and_downloads_with_o(daemon, source, workdir):
     assert path in entries and os.path.isfile(path)   # the daemon is on this host
     assert entries[path]["Mode"] == "pause"
 
-    local = workdir / "copy.tar.zst"
+    local = workdir / "copy.tar"
     got = pyjail("backup", "-q", "-o", str(local), source, host=daemon.host)
     assert got.returncode == 0, got.stderr
     assert got.stdout.strip() == str(local)
@@ -78,7 +78,7 @@ def test_backup_prints_the_path_and_downloads_with_o(daemon, source, workdir):
 
 
 def test_verify_exit_status_intact_flipped_truncated(daemon, source, workdir):
-    local = workdir / "v.tar.zst"
+    local = workdir / "v.tar"
     assert pyjail("backup", "-q", "-o", str(local), source, host=daemon.host).returncode == 0
     ok = pyjail("verify", str(local), host=daemon.host)
     assert ok.returncode == 0, ok.stderr
@@ -90,9 +90,9 @@ def test_verify_exit_status_intact_flipped_truncated(daemon, source, workdir):
     for at in (len(original) // 4, len(original) // 2, 3 * len(original) // 4, len(original) - 2):
         data = bytearray(original)
         data[at] ^= 0x01
-        damaged.append(workdir / f"flipped-{at}.tar.zst")
+        damaged.append(workdir / f"flipped-{at}.tar")
         damaged[-1].write_bytes(bytes(data))
-    truncated = workdir / "truncated.tar.zst"
+    truncated = workdir / "truncated.tar"
     truncated.write_bytes(original[: len(original) - 100])
     for bad in (*damaged, truncated):
         res = pyjail("verify", str(bad), host=daemon.host)
@@ -109,7 +109,7 @@ def test_verify_exit_status_intact_flipped_truncated(daemon, source, workdir):
 
 
 def test_restore_a_local_file_and_a_catalogue_id(daemon, source, workdir):
-    local = workdir / "r.tar.zst"
+    local = workdir / "r.tar"
     assert pyjail("backup", "-q", "-o", str(local), source, host=daemon.host).returncode == 0
     res = pyjail("restore", "-q", "--name", "bk-from-file", str(local), host=daemon.host)
     assert res.returncode == 0, res.stderr
@@ -197,7 +197,7 @@ def test_the_magic_has_the_same_subcommands(daemon, source, workdir):
     shell.run_cell("%load_ext pyjail_jupyter")
     shell.run_cell(f"%config ContainerMagics.host = '{daemon.host}'")
     try:
-        local = workdir / "magic.tar.zst"
+        local = workdir / "magic.tar"
         result = shell.run_cell(f"%container backup -q --mode pause -o {local} {source}")
         assert result.error_in_exec is None, result.error_in_exec
         assert result.result.path == str(local) and local.is_file()

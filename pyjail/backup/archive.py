@@ -1,19 +1,21 @@
-"""The backup archive format: one compressed tar, every member checksummed.
+"""The backup archive format, and reading it: every member checksummed, checked first.
 
-Members stream straight into ``<name>.partial`` (a layer is cut into 16 MiB tar parts as
-it is produced, so nothing is staged on disk), compressed by zstd (the zstandard module or
-program) or gzip, with ``manifest.json`` (sha256, size and parts of every other member)
-written last, fsynced and renamed into place: a reader sees a complete archive or none.
-Tarring, hashing, compressing and writing run on separate threads. Reading checks every
-member against the manifest before the caller touches any of them (layers may be unpacked
-into a staging directory during that same pass), so a flipped byte or a truncated file
-fails before a restore creates anything.
+Format 2 (written by writer.py): a plain tar. Every member (``rootfs.tar``, ``volumes/<name>.tar``,
+``container.json``, ...) is one zstd frame, stored as tar parts ``<member>.pNNNNN`` of at
+most 16 MiB; ``manifest.json`` comes last, plain, with the sha256, stored size and part
+count of every member. ``tar -xOf <archive> manifest.json`` shows it.
+Format 1 (read only): one zstd or gzip stream of a tar of plain members, manifest last,
+sha256 over the plain bytes.
+
+Reading checks every member against the manifest before the caller touches any of them
+(layers may be unpacked into a staging directory during that same pass), so a flipped
+byte or a truncated file fails before a restore creates anything: member bytes by their
+sha256, tar headers by their checksums, padding and end blocks by being zeros.
 """
 
 from __future__ import annotations
 
 import fcntl
-import gzip
 import hashlib
 import json
 import os
@@ -29,18 +31,21 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidArgument, PyjailError
-from ..fsutil import fsync_dir
-from ..images import layers, tarstream
-from ..images.blobs import start_writeback
+import zstandard
 
-FORMAT_VERSION = 1
+from ..errors import InvalidArgument
+from ..images import layers, tarstream
+
+FORMAT_VERSION = 2
+SUFFIX = ".tar"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+GZIP_MAGIC = b"\x1f\x8b"
 MANIFEST = "manifest.json"
+MANIFEST_SUM = "manifest.json.sha256"   # "<hex>  manifest.json\n", as sha256sum -c reads
+MAX_MANIFEST = 64 << 20
 BLOCK = 512
 CHUNK = 1 << 20
 PART = 16 << 20
-WRITEBACK = 8 << 20
 _PART_RE = re.compile(r"^(.+)\.p(\d{5})$")
 Progress = Callable[[dict[str, Any]], None]
 Unpack = Callable[[str], bool | None]
@@ -48,17 +53,6 @@ Unpack = Callable[[str], bool | None]
 
 class DamagedArchive(InvalidArgument):
     """The archive fails its checksums, is truncated, or is not a pyjail backup."""
-
-
-def compression() -> tuple[str, str]:
-    """(kind, file extension) this host can write: zstd preferred, gzip always possible."""
-    if shutil.which("zstd"):
-        return "zstd", ".tar.zst"
-    try:
-        import zstandard  # type: ignore[import-not-found]  # noqa: F401
-        return "zstd", ".tar.zst"
-    except ImportError:
-        return "gzip", ".tar.gz"
 
 
 def progress_message(status: str, current: int = 0, total: int = 0) -> dict[str, Any]:
@@ -100,300 +94,10 @@ def _widen_pipe(fd: int) -> None:
         fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), CHUNK)
 
 
-class _Compressor:
-    """A write-only stream into ``path``, compressed by the best means on this host.
-
-    ``write`` only queues: a feeder thread hands the data to the compressor, so producing
-    the tar (reading files, hashing them) overlaps compressing it. The compressed bytes are
-    hashed on their way to the file, so the archive's own sha256 costs no second read.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.file = open(path, "wb", buffering=0)  # noqa: SIM115 - closed in close()
-        self.hash = hashlib.sha256()
-        self.size = 0
-        self.synced = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.pump: threading.Thread | None = None
-        self.kind, _ = compression()
-        self.error: BaseException | None = None
-        self.stream: Any = None
-        try:
-            import zstandard  # type: ignore[import-not-found]
-        except ImportError:
-            zstandard = None
-        exe = shutil.which("zstd")
-        if zstandard is not None:
-            # In-process (the module drops the GIL while compressing): no pipe to copy every
-            # byte through twice; about a third less CPU for the whole backup than the program.
-            self.compressed: queue.Queue[bytes | None] = queue.Queue(maxsize=32)
-            self.pump = threading.Thread(target=self._pump_queue, daemon=True,
-                                         name="pyjail-backup-out")
-            self.pump.start()
-            # The frame checksum (the zstd program's default) makes any flipped byte a read
-            # error, also in the outer tar's headers and padding that no member hash covers.
-            self.stream = zstandard.ZstdCompressor(level=3, write_checksum=True).stream_writer(
-                _Handoff(self.compressed), closefd=False, write_size=CHUNK)
-        elif exe:
-            self.proc = subprocess.Popen([exe, "-q", "-3", "-T0", "-c"], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, bufsize=0)
-            assert self.proc.stdin is not None and self.proc.stdout is not None
-            _widen_pipe(self.proc.stdin.fileno())
-            _widen_pipe(self.proc.stdout.fileno())
-            self.stream = self.proc.stdin
-            self.pump = threading.Thread(target=self._pump, daemon=True,
-                                         name="pyjail-backup-zstd")
-            self.pump.start()
-        else:
-            self.stream = gzip.GzipFile(fileobj=_HashedFile(self), mode="wb", compresslevel=3)
-        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=32)
-        self.feeder = threading.Thread(target=self._feed, daemon=True,
-                                       name="pyjail-backup-feed")
-        self.feeder.start()
-
-    def _out(self, data: bytes) -> None:
-        self.hash.update(data)
-        self.size += len(data)
-        view = memoryview(data)
-        while view:
-            view = view[self.file.write(view):]
-        if self.size - self.synced >= WRITEBACK:   # to disk as we go: close's fsync is short
-            start_writeback(self.file.fileno(), self.synced, self.size - self.synced)
-            self.synced = self.size
-
-    def _pump(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        while chunk := os.read(fd, CHUNK):
-            self._keep(chunk)
-
-    def _keep(self, chunk: bytes) -> None:
-        """On a pump thread: after a write error, drain and drop so the compressor never
-        blocks on a full pipe (close reports the error)."""
-        if self.error is None:
-            try:
-                self._out(chunk)
-            except BaseException as e:  # noqa: BLE001 - raised again by close
-                self.error = e
-
-    def _pump_queue(self) -> None:
-        while (chunk := self.compressed.get()) is not None:
-            self._keep(chunk)
-
-    def _feed(self) -> None:
-        """Runs on its own thread; after an error it keeps draining so writers never block."""
-        while (data := self.queue.get()) is not None:
-            if self.error is None:
-                try:
-                    if self.proc is not None:
-                        view = memoryview(data)
-                        while view:
-                            view = view[self.stream.write(view):]
-                    else:
-                        self.stream.write(data)
-                except BaseException as e:  # noqa: BLE001 - raised again by write/close
-                    self.error = e
-
-    def write(self, data: bytes) -> int:
-        if self.error is not None:
-            raise PyjailError(f"compressing the archive failed: {self.error}")
-        self.queue.put(data)
-        return len(data)
-
-    def close(self) -> str:
-        """Flush, fsync; returns the sha256 of the compressed file."""
-        self.queue.put(None)
-        self.feeder.join()
-        if self.error is not None:
-            raise PyjailError(f"compressing the archive failed: {self.error}")
-        self.stream.close()
-        if self.pump is not None:
-            if self.proc is None:
-                self.compressed.put(None)
-            self.pump.join()
-        if self.error is not None:
-            raise PyjailError(f"writing the archive failed: {self.error}")
-        if self.proc is not None:
-            if self.proc.wait() != 0:
-                raise PyjailError(f"zstd failed with exit status {self.proc.returncode}")
-        os.fsync(self.file.fileno())
-        self.file.close()
-        return "sha256:" + self.hash.hexdigest()
-
-    def abort(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-        if self.feeder.is_alive():
-            self.error = self.error or PyjailError("aborted")
-            self.queue.put(None)
-            self.feeder.join()
-        with suppress(Exception):
-            self.stream.close()
-        if self.proc is not None:
-            self.proc.wait()
-        elif self.pump is not None:
-            self.compressed.put(None)
-        if self.pump is not None:
-            self.pump.join()
-        self.file.close()
-
-
-class _HashedFile:
-    """The file side for gzip: hashed and written on the caller's thread."""
-
-    def __init__(self, owner: _Compressor) -> None:
-        self.owner = owner
-
-    def write(self, data: bytes) -> int:
-        self.owner._out(data)   # not kept: no copy needed
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-
-class _Handoff:
-    """The file side for the zstandard module: its output is hashed and written on the pump
-    thread, overlapping the compression."""
-
-    def __init__(self, out: queue.Queue[bytes | None]) -> None:
-        self.out = out
-
-    def write(self, data: bytes) -> int:
-        self.out.put(bytes(data))   # the compressor reuses its buffer
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-
-def _tar_header(name: str, size: int) -> bytes:
+def tar_header(name: str, size: int) -> bytes:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = size, 0o600, int(time.time())
     return info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
-
-
-class _Parts:
-    """One logical member, cut into tar members of at most PART bytes as it is produced.
-
-    A layer's size is known only once it is written; cutting it into sized parts lets it
-    go straight into the compressed stream, with no staging copy on disk. The pieces of a
-    part are kept as they came (no concatenation); small ones are batched into CHUNK-sized
-    writes so a tree of small files does not turn into a write per header.
-
-    Everything written is hashed on a thread of its own (``finish`` gives the digest): a
-    layers.HashingSink, so create_layer hands its bytes over from a second thread and
-    tarring (Python, holding the GIL) and hashing (C, without it) run side by side.
-    """
-
-    def __init__(self, out: _Compressor, name: str,
-                 tick: Callable[[int], None] | None) -> None:
-        self.out, self.name, self.tick = out, name, tick
-        self.hasher = _Hasher()
-        self.size = 0
-        self.parts = 0
-        self.pieces: list[bytes] = []
-        self.pending = 0
-
-    def finish(self) -> str:
-        """No more writes: ``sha256:`` of everything written."""
-        return self.hasher.digest()
-
-    def write(self, data: bytes) -> int:
-        if type(data) is not bytes:
-            data = bytes(data)   # the caller may reuse its buffer; kept until the flush
-        self.hasher.update(data)
-        self.pieces.append(data)
-        self.pending += len(data)
-        if self.pending >= PART:
-            self.flush()
-        return len(data)
-
-    def tell(self) -> int:
-        return self.size + self.pending
-
-    def flush(self) -> None:
-        size = self.pending
-        pieces = [_tar_header(f"{self.name}.p{self.parts:05d}", size), *self.pieces]
-        if size % BLOCK:
-            pieces.append(bytes(BLOCK - size % BLOCK))
-        batch: list[bytes] = []
-        batched = 0
-        for piece in pieces:
-            if len(piece) >= CHUNK // 4:
-                if batch:
-                    self.out.write(b"".join(batch))
-                    batch, batched = [], 0
-                self.out.write(piece)
-                continue
-            batch.append(piece)
-            batched += len(piece)
-            if batched >= CHUNK:
-                self.out.write(b"".join(batch))
-                batch, batched = [], 0
-        if batch:
-            self.out.write(b"".join(batch))
-        self.size += size
-        self.parts += 1
-        self.pieces, self.pending = [], 0
-        if self.tick and size:
-            self.tick(size)
-
-
-class ArchiveWriter:
-    """Stream members into ``<dest>.partial``; ``finish`` adds the manifest and renames.
-
-    Use as a context manager: on an exception the partial file is removed.
-    """
-
-    def __init__(self, dest: Path, progress: Progress) -> None:
-        self.dest = dest
-        self.progress = progress
-        self.members: dict[str, dict[str, Any]] = {}
-        self.partial = dest.with_name(f".{dest.name}.partial")
-        self.out = _Compressor(self.partial)
-
-    def __enter__(self) -> ArchiveWriter:
-        return self
-
-    def __exit__(self, typ: object, exc: object, tb: object) -> None:
-        if exc is not None and self.partial.exists():
-            self.out.abort()
-            self.partial.unlink(missing_ok=True)
-
-    def add(self, name: str, write: Callable[[Any], object],
-            tick: Callable[[int], None] | None = None) -> dict[str, Any]:
-        """Add one member produced by ``write(stream)``; returns its sha256 and size."""
-        if name in self.members or name == MANIFEST or len(name) >= 90:
-            raise InvalidArgument(f"bad archive member name {name!r}")
-        w = _Parts(self.out, name, tick)
-        try:
-            write(w)
-            if w.pieces or not w.parts:
-                w.flush()
-        finally:
-            digest = w.finish()
-        entry = {"sha256": digest, "size": w.size, "parts": w.parts}
-        self.members[name] = entry
-        return entry
-
-    def add_bytes(self, name: str, data: bytes) -> dict[str, Any]:
-        return self.add(name, lambda out: out.write(data))
-
-    def finish(self, info: dict[str, Any]) -> dict[str, Any]:
-        """Manifest last, fsync, rename into place; returns Path, Size, Sha256, Manifest."""
-        manifest = {"Version": FORMAT_VERSION, **info, "Members": self.members}
-        data = json.dumps(manifest, indent=1, sort_keys=True).encode()
-        self.out.write(_tar_header(MANIFEST, len(data)) + data)
-        if len(data) % BLOCK:
-            self.out.write(bytes(BLOCK - len(data) % BLOCK))
-        self.out.write(bytes(2 * BLOCK))
-        digest, size = self.out.close(), self.out.size
-        os.replace(self.partial, self.dest)
-        fsync_dir(self.dest.parent)
-        total = sum(e["size"] for e in self.members.values())
-        self.progress(progress_message("Archive written", total, total))
-        return {"Path": str(self.dest), "Size": size, "Sha256": digest, "Manifest": manifest}
 
 
 class _Stream:
@@ -445,16 +149,94 @@ class _Stream:
         for _ in self._it:
             pass
 
+    def rest_is_zeros(self, at_least: int) -> bool:
+        """Whether what is left (the end blocks, any record padding) is zero bytes, and at
+        least ``at_least`` of them (a cut end block is a truncated archive)."""
+        rest, self._buf, self._pos = self._buf[self._pos:], b"", 0
+        size = len(rest)
+        if rest.strip(b"\0"):
+            return False
+        for chunk in self._it:
+            if chunk.strip(b"\0"):
+                return False
+            size += len(chunk)
+        return size >= at_least
+
+
+class _StoredBytes:
+    """A member's stored bytes (an iterator of chunks) as the file zstandard reads from."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.buffer = b""
+
+    def read(self, n: int) -> bytes:
+        if not self.buffer:
+            self.buffer = next(self.chunks, b"")
+        out, self.buffer = self.buffer[:n], self.buffer[n:]
+        return out
+
+
+def _decompressed_member(name: str, stored: Iterator[bytes]) -> Iterator[bytes]:
+    """A format-2 member's content, in bounded chunks (a small frame may expand to a great
+    deal). A damaged frame is an error here; a cut one shows as a checksum mismatch once
+    the pass is over, since every stored byte is hashed."""
+    try:
+        yield from zstandard.ZstdDecompressor().read_to_iter(_StoredBytes(stored),
+                                                             read_size=CHUNK, write_size=CHUNK)
+    except zstandard.ZstdError as e:
+        raise DamagedArchive(f"member {name} is damaged: {e}") from None
+    for _ in stored:   # anything after the frame is hashed too (and then mismatches)
+        pass
+
+
+_DONE = object()
+
+
+def _on_a_thread(items: Iterator[bytes]) -> Iterator[bytes]:
+    """``items`` produced on a thread of its own, handed over through a bounded queue;
+    the producer's exception is raised here. Stopping early stops the producer."""
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=8)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                handoff.put(item)
+            handoff.put(_DONE)
+        except BaseException as e:  # noqa: BLE001 - raised again on the consumer's side
+            handoff.put(e)
+
+    thread = threading.Thread(target=produce, daemon=True, name="pyjail-backup-read")
+    thread.start()
+    try:
+        while (item := handoff.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():   # unblock a producer waiting on a full queue
+            try:
+                handoff.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
+
 
 class _Reader:
     """One pass over an archive: checksums every member, optionally unpacks it."""
 
     def __init__(self, src: _Stream, dest: Path | None, unpack: Unpack | None,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, version: int) -> None:
         self.src, self.dest, self.unpack, self.progress = src, dest, unpack, progress
+        self.version = version               # 2: members are zstd frames; 1: plain
         self.seen: dict[str, dict[str, Any]] = {}
         self.hashes: dict[str, _Hasher] = {}
         self.manifest: dict[str, Any] | None = None
+        self.manifest_checked = version == 1   # format 2 has manifest.json.sha256 after it
         self.pending: bytes | None = None    # a header read ahead by a multi-part member
         self.unpacked: list[str] = []        # directories holding extracted trees (and symlinks)
 
@@ -482,14 +264,29 @@ class _Reader:
             raise DamagedArchive(f"member {info.name} out of order")
         return name, entry
 
+    def _small(self, info: tarfile.TarInfo) -> bytes:
+        if info.size > MAX_MANIFEST:
+            raise DamagedArchive(f"{info.name} is too large")
+        body = b"".join(self.src.body(info.size, info.name))
+        self._padding(info.size)
+        return body
+
     def run(self) -> None:
         current = ""
+        manifest_digest = ""
         while (info := self.header()) is not None:
+            if info.name == MANIFEST_SUM and self.manifest is not None and self.version > 1 \
+                    and not self.manifest_checked:
+                if self._small(info).split(b" ", 1)[0].decode(errors="replace") \
+                        != manifest_digest:
+                    raise DamagedArchive("checksum mismatch for manifest.json")
+                self.manifest_checked = True
+                continue
             if self.manifest is not None:
                 raise DamagedArchive(f"member {info.name!r} after the manifest")
             if info.name == MANIFEST:
-                body = b"".join(self.src.body(info.size, MANIFEST))
-                self.src.read(-info.size % BLOCK)
+                body = self._small(info)
+                manifest_digest = hashlib.sha256(body).hexdigest()
                 try:
                     self.manifest = json.loads(body)
                 except ValueError:
@@ -498,11 +295,16 @@ class _Reader:
             name, entry = self.part(info, current)
             current = name
             overlay = self.unpack(name) if self.unpack and self.dest is not None else None
-            if overlay is not None and not entry["parts"]:
+            if entry["parts"]:   # a part of a member seen before, not right after it
+                raise DamagedArchive(f"member {info.name} out of order")
+            if overlay is not None:
                 self.unpack_member(name, info, overlay)
             else:
-                self.store_part(name, info)
-        self.src.drain()   # surfaces decompressor errors (zstd checks its frame checksum at the end)
+                self.store_member(name, info)
+        if self.version == 1:
+            self.src.drain()   # surfaces decompressor errors (zstd checks its frame checksum)
+        elif not self.src.rest_is_zeros(BLOCK):   # the second of the two end blocks
+            raise DamagedArchive("the archive is truncated or damaged at its end")
         for name, h in self.hashes.items():
             self.seen[name]["sha256"] = h.digest()
 
@@ -512,22 +314,51 @@ class _Reader:
         for chunk in self.src.body(size, name):
             h.update(chunk)
             yield chunk
-        self.src.read(-size % BLOCK)
+        self._padding(size)
         entry = self.seen[name]
         entry["size"] += size
         entry["parts"] += 1
         if self.progress:
             self.progress(progress_message(f"Verified {name}", size, size))
 
-    def store_part(self, name: str, info: tarfile.TarInfo) -> None:
-        if self.dest is None:
-            for _ in self._chunks(name, info.size):
+    def _padding(self, size: int) -> None:
+        """The zeros after a member's data: no hash covers them, so they are checked."""
+        pad = self.src.read(-size % BLOCK)
+        if len(pad) < -size % BLOCK:
+            raise DamagedArchive("the archive is truncated")
+        if pad.strip(b"\0"):
+            raise DamagedArchive("the archive is damaged (bytes between members)")
+
+    def _stored(self, name: str, info: tarfile.TarInfo) -> Iterator[bytes]:
+        """A member's stored bytes across its parts (read as they come), hashed."""
+        part, size = 0, info.size
+        while True:
+            yield from self._chunks(name, size)
+            head = self.src.read(BLOCK)
+            try:
+                nxt = tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
+            except tarfile.TarError:
+                nxt = None
+            if nxt is None or nxt.name != f"{name}.p{part + 1:05d}":
+                self.pending = head
+                return
+            part, size = part + 1, nxt.size
+
+    def _member(self, name: str, info: tarfile.TarInfo) -> Iterator[bytes]:
+        """A member's content (format 2 stores it compressed: reading, hashing and
+        decompressing it then run on a thread of their own, beside the unpacking)."""
+        stored = self._stored(name, info)
+        return stored if self.version == 1 else _on_a_thread(_decompressed_member(name, stored))
+
+    def store_member(self, name: str, info: tarfile.TarInfo) -> None:
+        if self.dest is None:   # verify only: the stored bytes are what the hashes cover
+            for _ in self._stored(name, info):
                 pass
             return
         target = self.dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "ab", buffering=0) as out:
-            for chunk in self._chunks(name, info.size):
+        with open(target, "wb", buffering=0) as out:
+            for chunk in self._member(name, info):
                 out.write(chunk)
 
     def unpack_member(self, name: str, info: tarfile.TarInfo, for_overlay: bool) -> None:
@@ -536,22 +367,7 @@ class _Reader:
         target = self.dest / name
         self.unpacked.append(name)
         target.mkdir(parents=True)
-
-        def data() -> Iterator[bytes]:
-            part, size = 0, info.size
-            while True:
-                yield from self._chunks(name, size)
-                head = self.src.read(BLOCK)
-                try:
-                    nxt = tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
-                except tarfile.TarError:
-                    nxt = None
-                if nxt is None or nxt.name != f"{name}.p{part + 1:05d}":
-                    self.pending = head
-                    return
-                part, size = part + 1, nxt.size
-
-        chunks = data()
+        chunks = self._member(name, info)
         layers.extract_stream(tarstream.Source(chunks), target, for_overlay=for_overlay,
                               size_hint=info.size)
         for _ in chunks:   # what follows the layer's end-of-archive block counts too
@@ -608,9 +424,17 @@ def read_archive(path: Path | str, dest: Path | None, progress: Progress | None 
     """
     reader: _Reader | None = None
     try:
-        with _decompressed(Path(path)) as chunks:
-            reader = _Reader(_Stream(chunks), dest, unpack, progress)
-            reader.run()
+        with open(path, "rb", buffering=0) as raw:
+            version = 1 if raw.read(4).startswith((ZSTD_MAGIC, GZIP_MAGIC)) else 2
+            if version == 2:
+                raw.seek(0)
+                reader = _Reader(_Stream(iter(lambda: raw.read(CHUNK), b"")), dest, unpack,
+                                 progress, 2)
+                reader.run()
+        if version == 1:
+            with _decompressed(Path(path)) as chunks:
+                reader = _Reader(_Stream(chunks), dest, unpack, progress, 1)
+                reader.run()
     except DamagedArchive:
         raise
     except InvalidArgument as e:
@@ -623,7 +447,9 @@ def read_archive(path: Path | str, dest: Path | None, progress: Progress | None 
     manifest, seen = reader.manifest, reader.seen
     if not isinstance(manifest, dict) or not isinstance(manifest.get("Members"), dict):
         raise DamagedArchive("no manifest.json: not a complete pyjail backup")
-    if manifest.get("Version") != FORMAT_VERSION:
+    if not reader.manifest_checked:
+        raise DamagedArchive(f"no {MANIFEST_SUM}: not a complete pyjail backup")
+    if manifest.get("Version") != version:
         raise DamagedArchive(f"unsupported backup format version {manifest.get('Version')!r}")
     expected = manifest["Members"]
     for name, entry in expected.items():

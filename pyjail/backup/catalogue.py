@@ -11,9 +11,9 @@ from typing import Any
 
 from .. import errors
 from ..fsutil import atomic_write_json, read_json
-from .archive import compression
+from .archive import SUFFIX
 
-SUFFIXES = (".tar.zst", ".tar.gz")
+SUFFIXES = (SUFFIX, ".tar.zst", ".tar.gz")   # the last two: format 1
 _SAFE = re.compile(r"[^a-zA-Z0-9_.-]+")
 
 
@@ -21,7 +21,7 @@ def new_name(base: str) -> str:
     """``<base>-<UTC time>-<random>`` plus the extension this host writes."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     return f"{_SAFE.sub('_', base.lstrip('/')) or 'backup'}-{stamp}-{secrets.token_hex(3)}" \
-        + compression()[1]
+        + SUFFIX
 
 
 def sidecar(path: Path) -> Path:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from .. import errors
 from ..images import archive as image_archive
 from ..images.layers import create_layer
-from .archive import ArchiveWriter, Progress, progress_message
+from .archive import Progress, progress_message
+from .writer import ArchiveWriter
 
 if TYPE_CHECKING:
     from ..containers.model import Container

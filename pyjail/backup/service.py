@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..fsutil import atomic_write_json, read_json
-from .archive import Progress, compression, read_archive
+from .archive import SUFFIX, Progress, read_archive
 from .catalogue import Catalogue, new_name, write_entry
 from .create import MODES, backup_container, backup_volume
 from .cron import Cron
@@ -66,7 +66,7 @@ class BackupService:
         if name:   # the client's ?name=: a catalogue name, extension added
             if "/" in name or name.startswith(".") or not name.strip():
                 raise errors.InvalidArgument(f"invalid backup name {name!r}")
-            dest = (Path(output) if output else self.root) / (name + compression()[1])
+            dest = (Path(output) if output else self.root) / (name + SUFFIX)
             if dest.exists():
                 raise errors.Conflict(f"backup {dest.name} already exists")
             return dest

@@ -11,8 +11,8 @@ from typing import Any
 
 from pyjail.images import changes as dockerfile_changes
 from pyjail.images.export import container_tree, tar_chunks
-from pyjail.images.unpacking import write_layer
 from pyjail.images.store import Image, ImageStore, now_rfc3339
+from pyjail.images.unpacking import write_layer
 
 _MOUNTPOINTS = ("etc/hosts", "etc/resolv.conf", "etc/hostname")
 # What ``docker commit`` copies from the container's Config into the image's.

@@ -27,8 +27,8 @@ from pyjail.images import changes as ch
 from pyjail.images.builder import context as ctx_mod
 from pyjail.images.builder.cache import BuildCache, cache_key, temp_file
 from pyjail.images.builder.parser import Instruction, Stage, parse, stages
-from pyjail.images.unpacking import write_layer
 from pyjail.images.store import goarch, now_rfc3339
+from pyjail.images.unpacking import write_layer
 
 Progress = Callable[[dict[str, Any]], None]
 DEFAULT_SHELL = ["/bin/sh", "-c"]
