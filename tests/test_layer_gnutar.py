@@ -154,7 +154,8 @@ def test_same_tree_both_ways(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.mark.parametrize("case", ["dup-type", "under-symlink", "whiteout-then-victim",
-                                  "link-to-later", "refused-device"])
+                                  "link-to-later", "refused-device", "dot-dot-inside",
+                                  "absolute-name"])
 def test_hand_over_to_python_where_tar_would_differ(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str) -> None:
     before = [entry("a", tarfile.DIRTYPE, mode=0o755), entry("a/one", data=b"1" * 9000),
@@ -168,6 +169,9 @@ def test_hand_over_to_python_where_tar_would_differ(
         "link-to-later": [entry("a/hard", tarfile.LNKTYPE, linkname="a/later"),
                           entry("a/later", data=b"l")],
         "refused-device": [entry("a/null", tarfile.CHRTYPE, dev=(1, 3))],
+        "dot-dot-inside": [entry("a/../b", data=b"b"),
+                           entry("a/hard-b", tarfile.LNKTYPE, linkname="a/../b")],
+        "absolute-name": [entry("/abs", data=b"abs")],
     }[case]
     after = [entry("z", tarfile.DIRTYPE, mode=0o711, mtime=1_234_567_890),
              entry("z/last", data=b"last")]

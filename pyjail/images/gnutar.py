@@ -93,6 +93,8 @@ class Checker(Fixups):
         self.whited: set[str] = set()       # victims of whiteouts
 
     def accept(self, m: Member, rel: str) -> bool:
+        if _unclean(m.name) or (m.type == LNK and _unclean(m.linkname)):
+            return False   # tar refuses ".." and strips "/": the Python extractor resolves them
         parent, _, name = rel.rpartition("/")
         if not rel:   # the root itself: tar applies its owner, mode and time to dest
             if m.type != DIR or m.xattrs:
@@ -156,6 +158,10 @@ class Checker(Fixups):
         self.dirs.update(missing)
         self.implied.update(missing)
         return True
+
+
+def _unclean(name: str) -> bool:
+    return name.startswith("/") or ".." in name.split("/")
 
 
 class Forwarder:
