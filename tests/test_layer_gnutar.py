@@ -340,3 +340,59 @@ def test_commit_falls_back_when_tar_fails(tmp_path: Path, monkeypatch: pytest.Mo
     assert (layer / "bin" / "a").stat().st_size == gnutar.MIN_BYTES + 12345
     assert stat.S_ISCHR(os.lstat(layer / "deleted").st_mode)
     assert not list((tmp_path / "store").rglob(".tmp-*"))
+
+
+# -- differential: random archives, both ways ----------------------------------------------
+
+NAMES = ["a", "b", "a/b", "a/c", "a/b/c", "b/x", ".wh.a", "a/.wh.b", "a/.wh..wh..opq",
+         "b/.wh..wh..opq", "./c", "a/../d", "/e"]
+
+
+def random_archive(rng: "random.Random") -> bytes:
+    entries = []
+    for i in range(rng.randint(1, 10)):
+        name = rng.choice(NAMES)
+        kind = rng.choice(["dir", "file", "file", "sym-in", "sym-out", "hard", "fifo"])
+        mtime = 1_500_000_000 + rng.randint(0, 10**6)
+        if name.rpartition("/")[2].startswith(".wh.") or kind == "file":
+            entries.append(entry(name, data=bytes([65 + i]) * rng.randint(0, 3000),
+                                 mode=rng.choice([0o644, 0o600, 0o4755]),
+                                 uid=rng.choice([0, 1000]), mtime=mtime))
+        elif kind == "dir":
+            entries.append(entry(name, tarfile.DIRTYPE, mode=rng.choice([0o755, 0o700]),
+                                 mtime=mtime))
+        elif kind == "sym-in":
+            entries.append(entry(name, tarfile.SYMTYPE, linkname=rng.choice(["b", "c", "."]),
+                                 mtime=mtime))
+        elif kind == "sym-out":
+            entries.append(entry(name, tarfile.SYMTYPE,
+                                 linkname=rng.choice(["/etc", "../..", "../x"]), mtime=mtime))
+        elif kind == "hard":
+            entries.append(entry(name, tarfile.LNKTYPE, linkname=rng.choice(NAMES)))
+        else:
+            entries.append(entry(name, tarfile.FIFOTYPE, mtime=mtime))
+    return make_tar(*entries)
+
+
+def outcome(data: bytes, dest: Path, way: str, monkeypatch: pytest.MonkeyPatch,
+            for_overlay: bool) -> tuple:
+    monkeypatch.setenv("PYJAIL_LAYER_EXTRACTOR", way)
+    dest.mkdir()
+    try:
+        size = extract_layer(io.BytesIO(data), dest, for_overlay=for_overlay)
+    except PyjailError as e:
+        return ("error", type(e).__name__)
+    return ("ok", size, snapshot(dest))
+
+
+@pytest.mark.parametrize("seed", range(0, 300, 60))
+def test_random_archives_give_the_same_result_both_ways(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    import random
+    rng = random.Random(seed)
+    for i in range(60):
+        data = random_archive(rng)
+        for_overlay = rng.random() < 0.7
+        python = outcome(data, tmp_path / f"{i}-py", "python", monkeypatch, for_overlay)
+        viatar = outcome(data, tmp_path / f"{i}-tar", "tar", monkeypatch, for_overlay)
+        assert viatar == python, (seed, i, for_overlay)
