@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import random
 import stat
 import tarfile
 from pathlib import Path
@@ -348,7 +349,7 @@ NAMES = ["a", "b", "a/b", "a/c", "a/b/c", "b/x", ".wh.a", "a/.wh.b", "a/.wh..wh.
          "b/.wh..wh..opq", "./c", "a/../d", "/e"]
 
 
-def random_archive(rng: "random.Random") -> bytes:
+def random_archive(rng: random.Random) -> bytes:
     entries = []
     for i in range(rng.randint(1, 10)):
         name = rng.choice(NAMES)
@@ -388,7 +389,6 @@ def outcome(data: bytes, dest: Path, way: str, monkeypatch: pytest.MonkeyPatch,
 @pytest.mark.parametrize("seed", range(0, 300, 60))
 def test_random_archives_give_the_same_result_both_ways(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
-    import random
     rng = random.Random(seed)
     for i in range(60):
         data = random_archive(rng)
