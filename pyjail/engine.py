@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import subprocess
 import threading
 import time
@@ -62,6 +63,10 @@ def _remove_empty_cgroup_parents() -> None:
         except OSError:
             pass
 
+
+_DURATION_UNITS = {"ns": 1, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9, "m": 60e9, "h": 3600e9}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
+_GO_DURATION = re.compile(r"(?:\d+(?:\.\d*)?(?:ns|us|µs|ms|s|m|h))+")
 
 class Engine:
     def __init__(self, data_root: str | os.PathLike[str] = DEFAULT_DATA_ROOT, *,
@@ -382,7 +387,8 @@ class Engine:
 
     @staticmethod
     def parse_time(value: str | int | float | None) -> int:
-        """Docker accepts unix seconds (with fractions) or RFC 3339 for since/until."""
+        """Docker accepts unix seconds (with fractions), RFC 3339, or a Go duration meaning
+        that long ago (``until=24h`` in prune filters) for since/until; nanoseconds."""
         if value in (None, "", 0, "0"):
             return 0
         text = str(value)
@@ -390,6 +396,9 @@ class Engine:
             return int(float(text) * 1_000_000_000)
         except ValueError:
             pass
+        if _GO_DURATION.fullmatch(text):
+            ago = sum(float(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
+            return time.time_ns() - int(ago)
         try:
             return parse_rfc3339_nano(text)
         except ValueError:

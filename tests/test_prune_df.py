@@ -149,3 +149,50 @@ def test_builder_prune_removes_cache_only_steps(daemon, docker):
     assert "Total reclaimed space" in out or "Total:" in out
     assert docker("system", "prune", "-f").returncode == 0
     assert daemon.request("GET", "/images/bc:1/json").status == 200
+
+
+def test_builder_prune_filters_and_keep_storage(daemon, docker):
+    """until (a duration ago, or a time), id, keep-storage: each prunes what it says only;
+    an unknown filter is a 400 with a JSON message."""
+    from urllib.parse import quote
+
+    def cache_only_step(text: str) -> tuple[str, dict]:
+        """A build whose RUN step is kept by the cache alone (its tag moves on)."""
+        step = build(daemon, f"FROM busybox\nRUN head -c 40000 /dev/urandom > /{text}\n",
+                     "bf:1")
+        build(daemon, f"FROM busybox\nRUN echo {text} > /other\n", "bf:1")
+        record = next(r for r in daemon.request("GET", "/system/df").json()["BuildCache"]
+                      if step[7:19] in r["Description"])
+        return step, record
+
+    def prune(query: str) -> dict:
+        resp = daemon.request("POST", "/build/prune?" + query)
+        assert resp.status == 200, resp.body
+        return resp.json()
+
+    def exists(image: str) -> bool:
+        return daemon.request("GET", f"/images/{image}/json").status == 200
+
+    prune("")   # start from a cache holding only what this test builds
+    first, first_rec = cache_only_step("first")
+    second, second_rec = cache_only_step("second")
+    assert exists(first) and exists(second)
+    # nothing was made more than an hour ago: "until=1h" (a Go duration) prunes nothing
+    assert prune("filters=" + quote('{"until":["1h"]}'))["SpaceReclaimed"] == 0
+    assert docker("builder", "prune", "-f", "--filter", "until=1h").returncode == 0
+    assert exists(first) and exists(second)
+    # id: only that record
+    answer = prune("filters=" + quote(json.dumps({"id": [second_rec["ID"][:12]]})))
+    assert not exists(second) and exists(first)
+    assert answer["SpaceReclaimed"] >= 40000
+    # keep-storage: oldest first, and only until the cache fits
+    third, _ = cache_only_step("third")
+    cached = sum(r["Size"] for r in daemon.request("GET", "/system/df").json()["BuildCache"])
+    answer = prune(f"keep-storage={cached - 1}")
+    assert not exists(first) and exists(third), answer
+    # until a time in the future: everything left that only the cache keeps
+    assert prune("filters=" + quote(json.dumps({"until": [str(2**33)]})))["SpaceReclaimed"] \
+        >= 40000
+    assert not exists(third)
+    bad = daemon.request("POST", "/build/prune?filters=" + quote('{"colour":["red"]}'))
+    assert bad.status == 400 and "invalid filter 'colour'" in bad.json()["message"]

@@ -121,13 +121,17 @@ class SystemDfHandler(ApiHandler):
 
 
 class BuildPruneHandler(ApiHandler):
-    """``POST /build/prune?all=``: step images only the build cache keeps, and stale keys
-    (``all``: every key). ``keep-storage`` and filters are accepted and not applied."""
+    """``POST /build/prune?all=&keep-storage=&filters=``: step images only the build cache
+    keeps, and stale keys (``all``: every key that matches); see buildcache.prune."""
 
     async def post(self) -> None:
-        from pyjail.storage.buildcache import prune
+        from pyjail.storage.buildcache import matcher, prune
         every = self.query_bool("all")
-        self.write_json(await self.call_blocking(lambda: prune(self.engine, all_keys=every)))
+        keep = self.query_int("keep-storage", 0, minimum=0)
+        filters = self.query_filters()
+        match = matcher(self.engine, filters) if filters else None
+        self.write_json(await self.call_blocking(
+            lambda: prune(self.engine, all_keys=every, match=match, keep_storage=keep)))
 
 
 class EventsHandler(ApiHandler):
