@@ -82,9 +82,11 @@ def test_system_df_matches_du(daemon, docker):
     entry = next(c for c in df["Containers"] if c["Id"] == cid)
     assert entry["SizeRw"] == du(upper) > 40000
     seen = set()
+    listed = {im["Id"]: im["Size"] for im in daemon.request("GET", "/images/json").json()}
     for image in df["Images"]:
         dirs = layer_dirs(daemon, image["Id"])
         assert image["Size"] == sum(du(d) for d in dirs), image["RepoTags"]
+        assert listed[image["Id"]] == image["Size"], image["RepoTags"]   # `docker images` too
         seen.update(dirs)
     assert df["LayersSize"] == sum(du(d) for d in seen)
     out = docker("system", "df").stdout

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pyjail.errors import PyjailError
 from pyjail.images import tarstream
-from pyjail.images.tarstream import BLK, CHR, DIR, LNK, Member
+from pyjail.images.tarstream import BLK, CHR, DIR, LNK, SYM, Member
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -132,6 +132,8 @@ class Checker(Fixups):
         elif typ in (CHR, BLK):
             if not (self.allow_devices or (typ == CHR and m.devmajor == 0 == m.devminor)):
                 return False
+        elif typ == SYM:
+            self.size += len(os.fsencode(m.linkname))
         elif typ in tarstream.REGULAR or typ not in tarstream.HEADER_ONLY:
             self.size += m.size
         if typ != DIR:

@@ -220,6 +220,7 @@ class _Extractor:
             self._directory(m, rel, parent, pfd, name)
         elif typ == SYM:
             self._create(lambda: os.symlink(m.linkname, name, dir_fd=pfd), pfd, name, rel)
+            self.size += len(os.fsencode(m.linkname))   # a symlink's size: its target's bytes
             self._owner_and_mode(m, parent, None, pfd, name, False, symlink=True)
             self._xattrs(m, None, pfd, name)
             os.utime(name, ns=(m.mtime_ns, m.mtime_ns), dir_fd=pfd, follow_symlinks=False)
@@ -394,7 +395,8 @@ def open_source(tar: BinaryIO | str | os.PathLike[str],
 
 def extract_stream(src: Source, dest: Path, *, for_overlay: bool = True,
                    allow_devices: bool | None = None, size_hint: int | None = None) -> int:
-    """Extract an already opened stream; returns the bytes of file content written.
+    """Extract an already opened stream; returns the bytes written (file content and
+    symlink targets: Docker's size rule, as ``system df`` measures it).
 
     ``size_hint`` (bytes of the archive, when known) picks the way: large archives into an
     empty directory go through GNU tar (see gnutar), small ones stay in this process.
@@ -767,6 +769,8 @@ def create_layer(upper: Path | str, out: BinaryIO | HashingSink,
             elif stat.S_ISLNK(mode):
                 w.add(_pax_header(arc, perm, uid, gid, 0, mtime, SYM, os.readlink(path),
                                   xattrs=xattrs))
+                if fixups is not None:
+                    fixups.size += st.st_size
             elif stat.S_ISREG(mode):
                 key = (st.st_dev, st.st_ino)
                 if st.st_nlink > 1 and key in links:
