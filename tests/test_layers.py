@@ -472,9 +472,9 @@ def test_fast_ustar_headers_match_tarfile_byte_for_byte() -> None:
     """create_layer's own header writer must give tarfile's bytes (diff_ids stay stable)."""
     import random
 
-    from pyjail.images.layers import ustar_header
+    from pyjail.images.layers import file_header, ustar_header
     rng = random.Random(7)
-    fast = 0
+    fast = files = 0
     for _ in range(3000):
         typ = rng.choice([b"0", b"1", b"2", b"3", b"4", b"5", b"6"])
         name = "".join(rng.choice("ab/._-") for _ in range(rng.randint(1, 110)))
@@ -493,4 +493,8 @@ def test_fast_ustar_headers_match_tarfile_byte_for_byte() -> None:
         if got is not None:
             fast += 1
             assert got == info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-    assert 500 < fast < 3000   # both paths were taken
+        if typ == b"0":   # the regular-file variant gives the same bytes, or declines alike
+            files += 1
+            assert file_header(name, info.mode, info.uid, info.gid, info.size,
+                               info.mtime) == got
+    assert 500 < fast < 3000 and files > 300   # every path was taken

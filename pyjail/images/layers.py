@@ -452,6 +452,7 @@ def _extract_with_tar(src: Source, dest: Path, for_overlay: bool, allow_devices:
                     break
             else:
                 forward.release(src.tell())   # the end-of-archive block, as far as pulled
+            forward.flush()
         except BrokenPipeError:
             raise tar.broken() from None
         src.tap = None
@@ -590,37 +591,34 @@ class _LayerWriter:
             self.hash.update(data)
         self.out.write(data)
 
-    def file(self, header: bytes, path: str, size: int) -> None:
-        """A member's header and data; large files skip the batching buffer."""
-        fd = os.open(path, _READ_FLAGS)
-        try:
-            if size + self.buffered < tarstream.CHUNK:   # small: one read, batched
-                data = os.read(fd, size)
-                if len(data) != size:
-                    raise PyjailError(f"{path} changed size while it was archived")
-                pending = self.pending
-                pending.append(header)
-                pending.append(data)
-                pad = -size % tarstream.BLOCK
-                if pad:
-                    pending.append(_ZEROS[:pad])
-                self.buffered += len(header) + size + pad
-                if self.buffered >= tarstream.CHUNK:
-                    self.flush()
-                return
-            self.add(header)
-            self.flush()
-            remaining = size
-            while remaining:
-                chunk = os.read(fd, min(remaining, tarstream.CHUNK))
-                if not chunk:
-                    raise PyjailError(f"{path} shrank while it was archived")
-                self._write(chunk)
-                remaining -= len(chunk)
-            if size % tarstream.BLOCK:
-                self.add(bytes(tarstream.BLOCK - size % tarstream.BLOCK))
-        finally:
-            os.close(fd)
+    def file(self, header: bytes, fd: int, size: int, path: str) -> None:
+        """A member's header and the data of the open file ``fd``; large files skip the
+        batching buffer. ``path`` only names the file in errors."""
+        if size + self.buffered < tarstream.CHUNK:   # small: one read, batched
+            data = os.read(fd, size)
+            if len(data) != size:
+                raise PyjailError(f"{path} changed size while it was archived")
+            pending = self.pending
+            pending.append(header)
+            pending.append(data)
+            pad = -size % tarstream.BLOCK
+            if pad:
+                pending.append(_ZEROS[:pad])
+            self.buffered += len(header) + size + pad
+            if self.buffered >= tarstream.CHUNK:
+                self.flush()
+            return
+        self.add(header)
+        self.flush()
+        remaining = size
+        while remaining:
+            chunk = os.read(fd, min(remaining, tarstream.CHUNK))
+            if not chunk:
+                raise PyjailError(f"{path} shrank while it was archived")
+            self._write(chunk)
+            remaining -= len(chunk)
+        if size % tarstream.BLOCK:
+            self.add(bytes(tarstream.BLOCK - size % tarstream.BLOCK))
 
     def digest(self) -> str:
         self.flush()
@@ -631,7 +629,15 @@ class _LayerWriter:
         return "sha256:" + self.hash.hexdigest()
 
 
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_S_IFMT, _S_IFREG, _S_IFDIR, _S_IFLNK = stat.S_IFMT(0o170000), stat.S_IFREG, stat.S_IFDIR, \
+    stat.S_IFLNK
+_S_IFCHR, _S_IFBLK, _S_IFIFO, _S_IFSOCK = stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, \
+    stat.S_IFSOCK
+
+
+def _entry_name(entry: os.DirEntry[str]) -> str:
+    return entry.name
 _ZEROS = bytes(tarstream.BLOCK)
 _TAIL = b"ustar\x0000" + bytes(64)
 _TAIL_PAD = bytes(167)
@@ -639,6 +645,39 @@ _NO_DEV = bytes(16)
 # checksum of the constant bytes: the 8 spaces counted in place of the field, the magic
 _CHKSUM_BASE = 8 * 32 + sum(_TAIL)
 _ids_cache: dict[tuple[int, int, int], tuple[bytes, int]] = {}
+
+
+def _ids(mode: int, uid: int, gid: int) -> tuple[bytes, int] | None:
+    """The mode/uid/gid fields and their byte sum (memoised: they repeat), None if out of
+    octal range."""
+    if not (0 <= uid < 0o10000000 and 0 <= gid < 0o10000000):
+        return None
+    field = b"%07o\0%07o\0%07o\0" % (mode & 0o7777, uid, gid)
+    ids = (field, sum(field))
+    if len(_ids_cache) < 4096:
+        _ids_cache[(mode, uid, gid)] = ids
+    return ids
+
+
+_FILE_TAIL = REG + bytes(100) + _TAIL + _NO_DEV + _TAIL_PAD
+_FILE_CHKSUM_BASE = _CHKSUM_BASE + REG[0]
+
+
+def file_header(name: str, mode: int, uid: int, gid: int, size: int, mtime: int
+                ) -> bytes | None:
+    """``ustar_header`` of a regular file (no link name, no device), the commonest member,
+    with the constant parts precomputed; None where a PAX record is needed."""
+    if not name.isascii():
+        return None
+    bname = name.encode()
+    if len(bname) > 100 or not (0 <= size < 0o100000000000 and 0 <= mtime < 0o100000000000):
+        return None
+    ids = _ids_cache.get((mode, uid, gid)) or _ids(mode, uid, gid)
+    if ids is None:
+        return None
+    times = b"%011o\0%011o\0" % (size, mtime)
+    chksum = _FILE_CHKSUM_BASE + sum(bname) + ids[1] + sum(times)
+    return b"".join((bname.ljust(100, b"\0"), ids[0], times, b"%06o\0 " % chksum, _FILE_TAIL))
 
 
 def ustar_header(name: str, mode: int, uid: int, gid: int, size: int, mtime: int,
@@ -653,15 +692,9 @@ def ustar_header(name: str, mode: int, uid: int, gid: int, size: int, mtime: int
     if len(bname) > 100 or len(blink) > 100 or not (
             0 <= size < 0o100000000000 and 0 <= mtime < 0o100000000000):
         return None
-    key = (mode, uid, gid)
-    ids = _ids_cache.get(key)
+    ids = _ids_cache.get((mode, uid, gid)) or _ids(mode, uid, gid)
     if ids is None:
-        if not (0 <= uid < 0o10000000 and 0 <= gid < 0o10000000):
-            return None
-        field = b"%07o\0%07o\0%07o\0" % (mode & 0o7777, uid, gid)
-        ids = (field, sum(field))
-        if len(_ids_cache) < 4096:
-            _ids_cache[key] = ids
+        return None
     times = b"%011o\0%011o\0" % (size, mtime)
     if typ in (b"3", b"4"):
         if not (0 <= devmajor < 0o10000000 and 0 <= devminor < 0o10000000):
@@ -674,26 +707,32 @@ def ustar_header(name: str, mode: int, uid: int, gid: int, size: int, mtime: int
                      blink.ljust(100, b"\0"), _TAIL, dev, _TAIL_PAD))
 
 
-def _listxattrs(path: str) -> dict[str, str]:
+def _listxattrs(target: str | int) -> dict[str, str]:
+    """An entry's xattrs as PAX records (overlayfs' own left out); ``target`` is an open
+    fd, or a path whose last component is not followed."""
     try:
-        names = os.listxattr(path, follow_symlinks=False)
+        names = os.listxattr(target, follow_symlinks=False) if isinstance(target, str) \
+            else os.listxattr(target)
     except OSError:
+        return {}
+    if not names:
         return {}
     out: dict[str, str] = {}
     for key in sorted(names):
         if key.startswith(("trusted.overlay.", "user.overlay.")):
             continue
         try:
-            value = os.getxattr(path, key, follow_symlinks=False)
+            value = os.getxattr(target, key, follow_symlinks=False) \
+                if isinstance(target, str) else os.getxattr(target, key)
         except OSError:
             continue
         out["SCHILY.xattr." + key] = value.decode("utf-8", "surrogateescape")
     return out
 
 
-def _is_opaque(path: str) -> bool:
+def _is_opaque(fd: int) -> bool:
     try:
-        return os.getxattr(path, OVERLAY_OPAQUE, follow_symlinks=False) == b"y"
+        return os.getxattr(fd, OVERLAY_OPAQUE) == b"y"
     except OSError:
         return False
 
@@ -741,60 +780,86 @@ def create_layer(upper: Path | str, out: BinaryIO | HashingSink,
         if dir_time is not None and not values:
             fixups.dir_times.append(dir_time)
 
-    def walk(dirpath: str, prefix: str, dir_time: tuple[str, int] | None) -> None:
-        for name in sorted(os.listdir(dirpath)):
-            path = dirpath + "/" + name
+    def walk(dfd: int, dirpath: str, prefix: str, dir_time: tuple[str, int] | None) -> None:
+        """One directory, by fd: every lookup is one component from it."""
+        with os.scandir(dfd) as it:
+            entries = sorted(it, key=_entry_name)
+        for entry in entries:
+            name = entry.name
             arc = prefix + name
-            st = os.lstat(path)
+            st = entry.stat(follow_symlinks=False)
             mode = st.st_mode
-            perm, uid, gid, mtime = stat.S_IMODE(mode), st.st_uid, st.st_gid, int(st.st_mtime)
-            if stat.S_ISCHR(mode) and st.st_rdev == 0:   # overlay whiteout
+            kind = mode & _S_IFMT
+            perm, uid, gid, mtime = mode & 0o7777, st.st_uid, st.st_gid, int(st.st_mtime)
+            if kind == _S_IFREG and (st.st_nlink == 1 or (st.st_dev, st.st_ino) not in links):
+                # the hot path: open once, xattrs by fd, header inline when it fits
+                fd = os.open(name, _READ_FLAGS, dir_fd=dfd)
+                try:
+                    xattrs = _listxattrs(fd)
+                    size = st.st_size
+                    header = None if xattrs else file_header(arc, perm, uid, gid, size,
+                                                             mtime)
+                    if header is None:
+                        header = _pax_header(arc, perm, uid, gid, size, mtime, REG,
+                                             xattrs=xattrs)
+                    if st.st_nlink > 1:
+                        links[(st.st_dev, st.st_ino)] = arc
+                    w.file(header, fd, size, dirpath + "/" + name)
+                finally:
+                    os.close(fd)
+                if fixups is not None:
+                    fixups.size += size
+                    if xattrs:
+                        fix(arc, REG, st, None, xattrs)
+                continue
+            if kind == _S_IFCHR and st.st_rdev == 0:   # overlay whiteout
                 w.add(_pax_header(prefix + WHITEOUT + name, 0o600, uid, gid, 0, mtime, REG))
                 if fixups is not None:
                     fix(prefix + WHITEOUT + name, REG, st, dir_time)
                 continue
-            if stat.S_ISSOCK(mode):
+            if kind == _S_IFSOCK:
                 continue   # sockets cannot be archived (GNU tar skips them too)
-            xattrs = _listxattrs(path)
+            if kind == _S_IFDIR:
+                sub = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+                try:
+                    xattrs = _listxattrs(sub)
+                    if xattrs and fixups is not None:
+                        fix(arc, DIR, st, None, xattrs)
+                    w.add(_pax_header(arc + "/", perm, uid, gid, 0, mtime, DIR, xattrs=xattrs))
+                    this_time = (arc, mtime * 1_000_000_000)
+                    if _is_opaque(sub):
+                        w.add(_pax_header(arc + "/" + OPAQUE, perm, uid, gid, 0, mtime, REG))
+                        if fixups is not None:
+                            fix(arc + "/" + OPAQUE, REG, st, this_time)
+                    walk(sub, dirpath + "/" + name, arc + "/", this_time)
+                finally:
+                    os.close(sub)
+                continue
+            xattrs = _listxattrs(dirpath + "/" + name)   # not opened: read by path
             if xattrs and fixups is not None:
-                fix(arc, DIR if stat.S_ISDIR(mode) else REG, st, None, xattrs)
-            if stat.S_ISDIR(mode):
-                w.add(_pax_header(arc + "/", perm, uid, gid, 0, mtime, DIR, xattrs=xattrs))
-                this_time = (arc, mtime * 1_000_000_000)
-                if _is_opaque(path):
-                    w.add(_pax_header(arc + "/" + OPAQUE, perm, uid, gid, 0, mtime, REG))
-                    if fixups is not None:
-                        fix(arc + "/" + OPAQUE, REG, st, this_time)
-                walk(path, arc + "/", this_time)
-            elif stat.S_ISLNK(mode):
-                w.add(_pax_header(arc, perm, uid, gid, 0, mtime, SYM, os.readlink(path),
-                                  xattrs=xattrs))
+                fix(arc, REG, st, None, xattrs)
+            if kind == _S_IFLNK:
+                w.add(_pax_header(arc, perm, uid, gid, 0, mtime, SYM,
+                                  os.readlink(name, dir_fd=dfd), xattrs=xattrs))
                 if fixups is not None:
                     fixups.size += st.st_size
-            elif stat.S_ISREG(mode):
-                key = (st.st_dev, st.st_ino)
-                if st.st_nlink > 1 and key in links:
-                    w.add(_pax_header(arc, perm, uid, gid, 0, mtime, LNK, links[key],
-                                      xattrs=xattrs))
-                    continue
-                if st.st_nlink > 1:
-                    links[key] = arc
-                w.file(_pax_header(arc, perm, uid, gid, st.st_size, mtime, REG, xattrs=xattrs),
-                       path, st.st_size)
-                if fixups is not None:
-                    fixups.size += st.st_size
-            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            elif kind == _S_IFREG:   # a further name of a file already archived
+                w.add(_pax_header(arc, perm, uid, gid, 0, mtime, LNK,
+                                  links[(st.st_dev, st.st_ino)], xattrs=xattrs))
+            elif kind in (_S_IFCHR, _S_IFBLK):
                 w.add(_pax_header(arc, perm, uid, gid, 0, mtime,
-                                  CHR if stat.S_ISCHR(mode) else BLK,
+                                  CHR if kind == _S_IFCHR else BLK,
                                   devmajor=os.major(st.st_rdev), devminor=os.minor(st.st_rdev),
                                   xattrs=xattrs))
-            elif stat.S_ISFIFO(mode):
+            elif kind == _S_IFIFO:
                 w.add(_pax_header(arc, perm, uid, gid, 0, mtime, FIFO, xattrs=xattrs))
 
+    top = os.open(upper, _DIR_FLAGS & ~os.O_NOFOLLOW)
     try:
-        walk(upper, "", None)
+        walk(top, upper, "", None)
         w.add(bytes(2 * tarstream.BLOCK))
         return w.digest()
     finally:
+        os.close(top)
         with contextlib.suppress(BaseException):
             w.close()
