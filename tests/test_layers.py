@@ -270,6 +270,25 @@ def test_concatenated_zstd_frames(box: Path) -> None:
     assert (box / "dest" / "big").read_bytes() == payload
 
 
+def test_compressed_output_is_bounded_per_chunk() -> None:
+    """A small compressed input that expands a great deal comes out in bounded pieces,
+    never all at once (memory), for zstd as for gzip."""
+    import gzip
+
+    import zstandard
+
+    from pyjail.images import tarstream
+    zeros = bytes(100 << 20)
+    for packed in (zstandard.ZstdCompressor(level=19).compress(zeros),
+                   gzip.compress(zeros, compresslevel=9)):
+        assert len(packed) < 1 << 20
+        total = biggest = 0
+        for chunk in tarstream.decompressed_chunks(io.BytesIO(packed))[1]:
+            total += len(chunk)
+            biggest = max(biggest, len(chunk))
+        assert total == len(zeros) and biggest <= tarstream.OUT_LIMIT
+
+
 def test_truncated_archive(box: Path) -> None:
     raw = make_tar(entry("f", data=b"y" * 4096))
     with pytest.raises(InvalidArgument):

@@ -122,19 +122,34 @@ def _multi_stream(raw_read: Callable[[int], bytes], first: bytes, new: Callable[
             return
 
 
+class _Prefixed:
+    """``first`` then whatever ``raw_read`` gives, as a file's ``read``."""
+
+    def __init__(self, first: bytes, raw_read: Callable[[int], bytes]) -> None:
+        self.first, self.raw_read = first, raw_read
+
+    def read(self, n: int) -> bytes:
+        if self.first:
+            out, self.first = self.first[:n], self.first[n:]
+            return out
+        return self.raw_read(n)
+
+
 def _zstd_chunks(raw_read: Callable[[int], bytes], first: bytes) -> Iterator[bytes]:
     try:
         import zstandard  # type: ignore[import-not-found]
     except ImportError:
         zstandard = None
     if zstandard is not None:
-        dobj = zstandard.ZstdDecompressor().decompressobj(read_across_frames=True)
-        data = first
-        while data:
-            out = dobj.decompress(data)
-            if out:
+        # a stream reader, not decompressobj: that one returns all a chunk expands to at
+        # once, and a megabyte of zstd can expand to gigabytes
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            _Prefixed(first, raw_read), read_size=CHUNK, read_across_frames=True)
+        try:
+            while out := reader.read(OUT_LIMIT):
                 yield out
-            data = raw_read(CHUNK)
+        except zstandard.ZstdError as e:
+            raise InvalidArgument(f"corrupt compressed layer data: {e}") from None
         return
     exe = shutil.which("zstd")
     if exe is None:
