@@ -6,8 +6,9 @@ header and applies the same rules (nothing outside the root, devices only when a
 and forwards to ``tar -x`` only bytes whose header passed; tar, a process of its own on the
 other core, makes the files. Whatever tar would do differently from the Python extractor
 (a path given twice, a member below a symlink or a whiteout, a hard link to something not
-extracted yet, a refused device) ends tar's part at that member: tar finishes what it was
-given and the Python extractor goes on from there in the same directory. OCI whiteouts
+extracted yet, a refused device, a name with ``..`` or a leading ``/``) ends tar's part at
+that member: tar finishes what it was given and the Python extractor goes on from there in
+the same directory. OCI whiteouts
 and xattrs are applied afterwards by the Python extractor's safe-path code.
 
 Used only where the two give the same tree: as root, into an empty directory.
