@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -137,17 +137,29 @@ def start_daemon(extra_args: list[str] | None = None) -> Daemon:
              "-H", f"unix://{sock}", "--pidfile", str(pidfile), *(extra_args or [])],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_env())
     daemon = Daemon(proc, root, sock, pidfile, log_path)
-    deadline = time.monotonic() + 30
+    wait_until_answering("pyjaild", proc, lambda: daemon.request(
+        "GET", "/_ping", timeout=2).status == 200, daemon.log_text,
+        lambda: stop_daemon(daemon), timeout=30)
+    return daemon
+
+
+def wait_until_answering(what: str, proc: subprocess.Popen, answers: Callable[[], bool],
+                         log_text: Callable[[], str], stop: Callable[[], None],
+                         timeout: float) -> None:
+    """Poll ``answers`` (an OSError counts as "not yet") until it is true; if the process
+    exits first, or the time runs out (then after ``stop``), raise with its log."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"pyjaild exited with {proc.returncode}:\n{daemon.log_text()}")
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log_text()}")
         try:
-            if daemon.request("GET", "/_ping", timeout=2).status == 200:
-                return daemon
+            if answers():
+                return
         except OSError:
-            time.sleep(0.05)
-    stop_daemon(daemon)
-    raise RuntimeError(f"pyjaild did not answer /_ping:\n{daemon.log_text()}")
+            pass
+        time.sleep(0.05)
+    stop()
+    raise RuntimeError(f"{what} did not answer:\n{log_text()}")
 
 
 def stop_daemon(daemon: Daemon) -> None:

@@ -17,13 +17,14 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from daemon_fixtures import wait_until_answering
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -108,19 +109,15 @@ def start_lab(daemon_host: str, timeout: float = 60, extra_args: list[str] | Non
                                 stdin=subprocess.DEVNULL, env=env, cwd=base / "root",
                                 start_new_session=True)
     lab = Lab(proc, port, token, base)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"jupyter lab exited with {proc.returncode}:\n{lab.log_text()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}",
-                                        timeout=2) as resp:
-                if resp.status == 200:
-                    return lab
-        except OSError:
-            time.sleep(0.1)
-    stop_lab(lab)
-    raise RuntimeError(f"jupyter lab did not answer:\n{lab.log_text()}")
+
+    def answers() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}",
+                                    timeout=2) as resp:
+            return resp.status == 200
+
+    wait_until_answering("jupyter lab", proc, answers, lab.log_text, lambda: stop_lab(lab),
+                         timeout)
+    return lab
 
 
 def stop_lab(lab: Lab) -> None:

@@ -245,12 +245,7 @@ def test_build_from_the_file_browser_context_menu(page: Any, lab: Lab, client: C
     entry.wait_for(timeout=5000)
     screenshot(page, "07-build-context-menu")
     entry.click()
-    dialog = page.locator(".jp-Dialog")
-    dialog.locator("input").fill("pj-browser-built:1")
-    dialog.locator(".jp-mod-accept").click()
-    status = page.locator(".pj-progress-status").last
-    page.wait_for_function("el => el.dataset.state !== 'running'", arg=status.element_handle(),
-                           timeout=60000)
+    status = accept_and_follow(page, "pj-browser-built:1")
     assert status.get_attribute("data-state") == "done", page.locator(".pj-progress").last.inner_text()
     assert "built from the browser" in page.locator(".pj-progress").last.inner_text()
     screenshot(page, "08-build")
@@ -298,12 +293,7 @@ def test_backup_from_the_panel_then_verify_and_delete(page: Any) -> None:
     if not other.locator(".pj-row-detail").count():
         other.locator(".pj-row-main").click()
     other.locator('button[data-action="Back up"]').click()
-    dialog = page.locator(".jp-Dialog")
-    dialog.locator("input").fill("pj-browser-backup")
-    dialog.locator(".jp-mod-accept").click()
-    status = page.locator(".pj-progress-status").last
-    page.wait_for_function("el => el.dataset.state !== 'running'", arg=status.element_handle(),
-                           timeout=60000)
+    status = accept_and_follow(page, "pj-browser-backup")
     assert status.get_attribute("data-state") == "done"
     backup = page.locator('#pyjail-sidebar .pj-backup-row:has-text("pj-browser-backup")')
     backup.wait_for(timeout=5000)
@@ -366,6 +356,18 @@ def answer_dialog(page: Any, title: str, value: str | None = None) -> None:
         dialog.locator("input").fill(value)
     dialog.locator(".jp-mod-accept").click()
     dialog.wait_for(state="detached", timeout=5000)
+
+
+def accept_and_follow(page: Any, value: str) -> Any:
+    """Fill and accept the open dialog, then wait (up to a minute) for the streamed progress
+    it starts to end; returns that progress' status element."""
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator("input").fill(value)
+    dialog.locator(".jp-mod-accept").click()
+    status = page.locator(".pj-progress-status").last
+    page.wait_for_function("el => el.dataset.state !== 'running'", arg=status.element_handle(),
+                           timeout=60000)
+    return status
 
 
 def assert_not_clipped(page: Any, locator: Any) -> None:

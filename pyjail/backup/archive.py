@@ -31,8 +31,6 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import zstandard
-
 from ..errors import InvalidArgument
 from ..images import layers, tarstream
 
@@ -164,7 +162,7 @@ class _Stream:
 
 
 class _StoredBytes:
-    """A member's stored bytes (an iterator of chunks) as the file zstandard reads from."""
+    """A member's stored bytes (an iterator of chunks) as a file, for tarstream to read."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self.chunks = chunks
@@ -177,16 +175,13 @@ class _StoredBytes:
         return out
 
 
-def _decompressed_member(name: str, stored: Iterator[bytes]) -> Iterator[bytes]:
-    """A format-2 member's content, in bounded chunks (a small frame may expand to a great
-    deal). A damaged frame is an error here; a cut one shows as a checksum mismatch once
-    the pass is over, since every stored byte is hashed."""
-    try:
-        yield from zstandard.ZstdDecompressor().read_to_iter(_StoredBytes(stored),
-                                                             read_size=CHUNK, write_size=CHUNK)
-    except zstandard.ZstdError as e:
-        raise DamagedArchive(f"member {name} is damaged: {e}") from None
-    for _ in stored:   # anything after the frame is hashed too (and then mismatches)
+def _decompressed_member(stored: Iterator[bytes]) -> Iterator[bytes]:
+    """A format-2 member's content, through the layers' own decompression (bounded pieces,
+    errors as InvalidArgument, which read_archive reports as damage). A cut frame shows as
+    a checksum mismatch once the pass is over: every stored byte is hashed."""
+    _, chunks = tarstream.decompressed_chunks(_StoredBytes(stored))   # type: ignore[arg-type]
+    yield from chunks
+    for _ in stored:   # anything the decompressor left unread is hashed too
         pass
 
 
@@ -348,7 +343,7 @@ class _Reader:
         """A member's content (format 2 stores it compressed: reading, hashing and
         decompressing it then run on a thread of their own, beside the unpacking)."""
         stored = self._stored(name, info)
-        return stored if self.version == 1 else _on_a_thread(_decompressed_member(name, stored))
+        return stored if self.version == 1 else _on_a_thread(_decompressed_member(stored))
 
     def store_member(self, name: str, info: tarfile.TarInfo) -> None:
         if self.dest is None:   # verify only: the stored bytes are what the hashes cover

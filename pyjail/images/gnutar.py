@@ -30,7 +30,7 @@ from pyjail.errors import PyjailError
 from pyjail.images import tarstream
 from pyjail.images.tarstream import BLK, CHR, DIR, LNK, SYM, Member
 
-WHITEOUT = ".wh."
+WHITEOUT = ".wh."             # OCI whiteout prefix (layers.py uses these too)
 OPAQUE = ".wh..wh..opq"
 MIN_BYTES = 4 << 20      # below this, starting a process costs more than it saves
 _PIPE_SIZE = 1 << 20

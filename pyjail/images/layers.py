@@ -24,10 +24,9 @@ from typing import Any, BinaryIO, Protocol, runtime_checkable
 from pyjail.errors import InvalidArgument, PyjailError, UnsafePath
 from pyjail.images import gnutar, tarstream
 from pyjail.images.blobs import start_writeback
+from pyjail.images.gnutar import OPAQUE, WHITEOUT
 from pyjail.images.tarstream import BLK, CHR, DIR, FIFO, LNK, REG, REGULAR, SYM, Member, Source
 
-WHITEOUT = ".wh."
-OPAQUE = ".wh..wh..opq"
 OVERLAY_OPAQUE = "trusted.overlay.opaque"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

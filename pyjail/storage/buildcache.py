@@ -117,7 +117,8 @@ def prune(engine: Any, *, all_keys: bool = False, match: Any = None,
     from .. import errors
     cache, images, used, parents = _state(engine)
     keys = {iid: key for key, iid in cache.entries.items()}
-    total = sum(r["Size"] for r in records(engine))
+    total = sum(_own_size(engine, images[i], images.get(parents.get(i, "")))
+                for i in set(keys) & set(images)) if keep_storage else 0
     reclaimed = 0
     changed = True
 
